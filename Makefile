@@ -1,0 +1,38 @@
+# physiodiff: set-up, demo, tests, benchmarks. Everything runs inside .venv, created here.
+# torch==2.13.0 is installed first (a CPU build is on these machines; an unpinned torch pulls CUDA),
+# then the project, then k-diffusion with --no-deps (its own dependencies pull a torchvision that
+# cannot load with CPU torch; only its sampling module is used, see diffusion/samplers/kdiff.py).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.installed
+# glibc malloc tuning for large activations (DESIGN.md section 9); the one place the project sets it
+export GLIBC_TUNABLES ?= glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=4294967296
+
+.PHONY: install demo test test-slow bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e '.[dev]'
+	$(PIP) install -q --no-deps k-diffusion==0.1.1.post1
+	touch $(STAMP)
+
+demo: install
+	bash tools/demo.sh
+
+test: install
+	$(PY) -m pytest -q -m "not slow"
+
+test-slow: install
+	$(PY) -m pytest -q -m slow
+
+bench: install
+	$(PY) -m bench.run_all
+
+clean:
+	rm -rf $(VENV) .pytest_cache

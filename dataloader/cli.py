@@ -1,0 +1,71 @@
+"""Shared command-line plumbing: one-line errors, thread count, the `key=value` override list.
+
+Every command (train.py, generate.py, eval.py, tools.*, evaluation.*) builds its parser with
+`make_parser` and runs through `run_main`, so bad arguments and bad input all end the same way:
+one line `error: <where>: <what>` on stderr and exit code 2, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Callable, NoReturn, Sequence
+
+from .errors import UserError
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line `error: <prog>: <message>` and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:  # noqa: D102 - argparse API
+        raise UserError(self.prog, message)
+
+
+def make_parser(prog: str, description: str, epilog: str | None = None) -> OneLineParser:
+    """A parser whose help keeps the description's line breaks and shows defaults."""
+
+    class _Fmt(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+        pass
+
+    return OneLineParser(prog=prog, description=description, epilog=epilog, formatter_class=_Fmt)
+
+
+def add_config_args(parser: argparse.ArgumentParser, required: bool = True) -> None:
+    """Add `--config FILE`, the trailing `key.sub=value` overrides and `--dry-run`."""
+    parser.add_argument("--config", required=required, metavar="FILE",
+                        help="YAML experiment config (see README, 'Config reference')")
+    parser.add_argument("overrides", nargs="*", metavar="key.sub=value",
+                        help="override any config key, e.g. data.stride_s=30 train.max_steps=100; "
+                             "values are parsed as YAML")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the resolved config and exit without doing anything")
+
+
+def set_threads(n: int | None = None) -> int:
+    """Set torch's intra-op thread count on purpose.
+
+    Default: OMP_NUM_THREADS when set (accelerate sets it to 1 per process unless given
+    --num_cpu_threads_per_process), otherwise every core this process may use.
+    """
+    import torch
+
+    if n is None:
+        env = os.environ.get("OMP_NUM_THREADS")
+        n = int(env) if env and env.isdigit() and int(env) > 0 else len(os.sched_getaffinity(0))
+    torch.set_num_threads(max(1, n))
+    return torch.get_num_threads()
+
+
+def run_main(main: Callable[[Sequence[str] | None], int | None],
+             argv: Sequence[str] | None = None) -> NoReturn:
+    """Run a command's `main(argv)`; turn `UserError` into one line on stderr and exit code 2."""
+    try:
+        code = main(argv)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("error: interrupted (partial outputs were removed; resumable work can continue)",
+              file=sys.stderr)
+        sys.exit(130)
+    sys.exit(int(code or 0))

@@ -1,0 +1,143 @@
+"""YAML reading for configs: safe loading, duplicate keys rejected, line numbers kept, includes, overrides.
+
+A config file may start with `include: <file>` (or a list of files), paths relative to the including
+file. Included files are merged first, in order; the including file's keys win (deep merge of mappings;
+lists and scalars are replaced). This lets one data section serve several experiments.
+
+`key.sub=value` overrides from the command line are applied after all includes; the value is parsed
+as YAML (`train.max_steps=100`, `data.channels.0.range=[50,210]`, `data.labels=null`).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import UserError
+
+
+class LineDict(dict):
+    """A dict that remembers `file:line` for each key, for error messages that point at the YAML."""
+
+    where: dict[str, str]
+
+    def __init__(self, *a: Any, **k: Any) -> None:
+        super().__init__(*a, **k)
+        self.where = {}
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that rejects duplicate keys and records where each key stands."""
+
+
+def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> LineDict:
+    loader.flatten_mapping(node)
+    out = LineDict()
+    name = getattr(loader, "_file", "<config>")
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if not isinstance(key, (str, int, float, bool)) and key is not None:
+            raise UserError(f"{name}:{key_node.start_mark.line + 1}", f"unsupported key {key!r}")
+        if key in out:
+            raise UserError(f"{name}:{key_node.start_mark.line + 1}",
+                            f"duplicate key {key!r} (first at line {out.where[str(key)].rsplit(':', 1)[-1]})")
+        out[key] = loader.construct_object(value_node, deep=True)
+        out.where[str(key)] = f"{name}:{key_node.start_mark.line + 1}"
+    return out
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def load_yaml(path: str | Path) -> Any:
+    """Load one YAML file safely; duplicate keys and syntax errors become `UserError`."""
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(str(path), "config file not found")
+    text = p.read_text()
+    loader = _Loader(text)
+    loader._file = str(path)  # type: ignore[attr-defined]
+    try:
+        data = loader.get_single_data()
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        raise UserError(where, f"invalid YAML: {getattr(e, 'problem', None) or e}") from None
+    finally:
+        loader.dispose()
+    return data
+
+
+def deep_merge(base: Any, top: Any) -> Any:
+    """Merge `top` over `base`: mappings merge key by key, anything else is replaced."""
+    if isinstance(base, dict) and isinstance(top, dict):
+        out = LineDict(base)
+        out.where = dict(getattr(base, "where", {}))
+        for k, v in top.items():
+            out[k] = deep_merge(base[k], v) if k in base else v
+            if k in getattr(top, "where", {}):
+                out.where[k] = top.where[k]
+        return out
+    return top
+
+
+def load_with_includes(path: str | Path, _stack: tuple[str, ...] = ()) -> LineDict:
+    """Load a config file, resolving its `include:` list recursively (cycles are errors)."""
+    p = Path(path)
+    key = str(p.resolve())
+    if key in _stack:
+        raise UserError(str(path), "include cycle: " + " -> ".join(_stack + (key,)))
+    data = load_yaml(p)
+    if data is None:
+        data = LineDict()
+    if not isinstance(data, dict):
+        raise UserError(str(path), f"a config must be a mapping of sections (got {type(data).__name__})")
+    inc = data.pop("include", None)
+    if inc is None:
+        return data
+    incs = [inc] if isinstance(inc, str) else inc
+    if not isinstance(incs, list) or not all(isinstance(i, str) for i in incs):
+        raise UserError(data.where.get("include", str(path)), "include must be a file name or a list of them")
+    merged: Any = LineDict()
+    for i in incs:
+        merged = deep_merge(merged, load_with_includes(p.parent / i, _stack + (key,)))
+    return deep_merge(merged, data)
+
+
+def apply_override(cfg: dict, text: str) -> None:
+    """Apply one `a.b.c=value` override in place; list items are addressed by index (`channels.0`)."""
+    if "=" not in text:
+        raise UserError("command line", f"override {text!r} is not key=value")
+    dotted, raw = text.split("=", 1)
+    parts = dotted.strip().split(".")
+    if not all(parts):
+        raise UserError("command line", f"override {text!r} has an empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() != "" else ""
+    except yaml.YAMLError as e:
+        raise UserError("command line", f"override {text!r}: value is not valid YAML ({e})") from None
+    node: Any = cfg
+    for i, part in enumerate(parts[:-1]):
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise UserError("command line", f"override {dotted}: {part!r} is not an index of the list "
+                                                f"at {'.'.join(parts[:i]) or '<root>'} (0..{len(node) - 1})")
+            node = node[int(part)]
+        elif isinstance(node, dict):
+            if part not in node or node[part] is None:
+                node[part] = LineDict()
+            node = node[part]
+        else:
+            raise UserError("command line", f"override {dotted}: {'.'.join(parts[:i])} is not a section")
+    last = parts[-1]
+    if isinstance(node, list):
+        if not last.isdigit() or int(last) >= len(node):
+            raise UserError("command line", f"override {dotted}: {last!r} is not an index (0..{len(node) - 1})")
+        node[int(last)] = value
+    elif isinstance(node, dict):
+        node[last] = value
+        if isinstance(node, LineDict):
+            node.where[last] = f"command line ({dotted})"
+    else:
+        raise UserError("command line", f"override {dotted}: parent is not a section")
