@@ -45,7 +45,7 @@ class LabelSpec:
 
     column: str                                 # column in the labels CSV (or the annotation kind)
     name: Optional[str] = None                  # name used in configs/outputs (default: column)
-    kind: Literal["categorical", "bins"] = "categorical"
+    kind: Literal["categorical", "bins"] = "categorical"  # listed values, or numeric bins by edges
     # categorical: a list of raw values (class name = the value as text) or a mapping
     # class name -> list of raw values; any value not listed is an error
     categories: Union[list[Union[str, float]], dict[str, list[Union[str, float]]], None] = None
@@ -115,21 +115,21 @@ class DataConfig:
 
     source: str                                 # folder of recordings (per-patient CSV or WFDB records)
     prepared: str                               # prepared HDF5 file that preparation writes and training reads
-    channels: list[ChannelSpec] = field(metadata=limits(min_len=1))
-    format: Literal["csv", "wfdb"] = "csv"
+    channels: list[ChannelSpec] = field(metadata=limits(min_len=1))  # one entry per channel, in order
+    format: Literal["csv", "wfdb"] = "csv"      # per-patient CSV files or WFDB records
     fs: Optional[float] = field(default=None, metadata=limits(gt=0))  # source rate in Hz (CSV: required)
     target_fs: Optional[float] = field(default=None, metadata=limits(gt=0))  # resample to this rate
     labels: Optional[str] = None                # labels CSV keyed by patient id (null: no CSV labels)
     id_column: str = "id"                       # patient id column of the labels CSV
-    label_columns: list[LabelSpec] = field(default_factory=list)
+    label_columns: list[LabelSpec] = field(default_factory=list)  # labels to condition on (may be empty)
     window: Optional[int] = field(default=None, metadata=limits(gt=0))       # window length (samples)
     window_s: Optional[float] = field(default=None, metadata=limits(gt=0))   # ... or in seconds
     window_multiple: int = field(default=1, metadata=limits(ge=1))  # round windows down to this multiple
     stride_s: float = field(default=60.0, metadata=limits(gt=0))   # window hop in seconds
     max_gap_s: float = field(default=10.0, metadata=limits(ge=0))  # interpolate gaps up to this long
     storage: Literal["float32", "int16"] = "float32"  # dtype of stored segments (int16 = scaled * 32767)
-    split: SplitSpec = field(default_factory=SplitSpec)
-    wfdb: WfdbSpec = field(default_factory=WfdbSpec)
+    split: SplitSpec = field(default_factory=SplitSpec)  # patient-level train/val/test split
+    wfdb: WfdbSpec = field(default_factory=WfdbSpec)     # WFDB reading options (format: wfdb)
     balance_by: Optional[str] = None            # label name whose classes the training sampler balances
     workers: int = field(default=2, metadata=limits(ge=1))  # processes reading recordings in preparation
 

@@ -1,0 +1,42 @@
+"""Machine and version facts recorded with every benchmark result (EVALUATION.md section 3)."""
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from datetime import datetime, timezone
+from typing import Any
+
+
+def cpu_model() -> str:
+    """The CPU model name from /proc/cpuinfo (or platform.processor())."""
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def machine_info() -> dict[str, Any]:
+    """CPU, cores, memory, GPU (if any), Python/torch/numpy versions, git commit, UTC time, GLIBC_TUNABLES."""
+    import numpy
+    import torch
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    try:
+        mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (ValueError, OSError):
+        mem_gb = float("nan")
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {
+        "cpu": cpu_model(), "cores": len(os.sched_getaffinity(0)), "memory_gib": round(mem_gb, 1), "gpu": gpu,
+        "python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__,
+        "torch_threads": torch.get_num_threads(), "glibc_tunables": os.environ.get("GLIBC_TUNABLES", ""),
+        "commit": commit, "utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }

@@ -1,0 +1,42 @@
+"""Run every benchmark in bench/ (one subprocess each, so one cannot skew another's memory) and
+list the result files. Each benchmark writes bench/results/<name>.json and <name>.md itself.
+
+    make bench            # or: python -m bench.run_all [--only NAME ...]
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+from dataloader.cli import make_parser, run_main
+
+HERE = Path(__file__).parent
+
+
+def benchmarks() -> list[str]:
+    """Names of the benchmark modules (every bench/*.py with a `__main__` block, except this one)."""
+    return sorted(p.stem for p in HERE.glob("*.py")
+                  if p.stem not in ("run_all", "__init__", "machine") and "__main__" in p.read_text())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = make_parser("python -m bench.run_all", __doc__.split("\n\n")[0])
+    p.add_argument("--only", nargs="*", metavar="NAME", choices=benchmarks(), help="run only these benchmarks")
+    a = p.parse_args(argv)
+    failed = []
+    for name in a.only or benchmarks():
+        t0 = time.time()
+        print(f"== bench.{name}", flush=True)
+        rc = subprocess.call([sys.executable, "-m", f"bench.{name}"])
+        print(f"== bench.{name}: exit {rc} in {time.time() - t0:.0f} s", flush=True)
+        if rc:
+            failed.append(name)
+    print("results:", *sorted(str(p) for p in (HERE / "results").glob("*.md")), sep="\n  ")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    run_main(main)
