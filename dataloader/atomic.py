@@ -30,6 +30,10 @@ def atomic_path(path: str | os.PathLike, where: str = "output") -> Iterator[Path
     fd, tmp = tempfile.mkstemp(prefix=f".tmp-{final.name}.", dir=final.parent or ".")
     os.close(fd)
     tmp_path = Path(tmp)
+    # mkstemp creates 0600; give the final file the usual permissions (0666 minus the umask)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp_path, 0o666 & ~umask)
     try:
         yield tmp_path
         os.replace(tmp_path, final)

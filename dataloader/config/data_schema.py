@@ -53,7 +53,7 @@ class LabelSpec:
     # LUDB rhythms carry extra lines such as "Sinus rhythm\nWandering atrial pacemaker")
     match: Literal["exact", "prefix"] = "exact"
     edges: Optional[list[float]] = None         # bins: ascending edges; k edges -> k+1 classes
-    right: bool = False                         # bins: a value equal to an edge goes to the upper class
+    right: bool = False                         # bins: false = [a, b) intervals, true = (a, b] (which side an edge value falls)
     class_names: Optional[list[str]] = None     # bins: optional names (default: "<7.05", "[7.05,7.15)", ...)
     # a missing value gets its own class ("missing") or drops the patient
     on_missing: Literal["class", "drop"] = "drop"
