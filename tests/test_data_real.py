@@ -11,6 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from dataloader.config import load_config
+
 from dataloader.clean import runs
 from dataloader.prepared import PreparedFile
 from tests.test_data_util import run_cmd
@@ -53,7 +55,7 @@ def test_ctg_windows_hold_no_unflagged_missing_and_cross_no_long_gap(ctg_subset,
     _prepare(ROOT / "configs" / "ctg" / config, f"data.source={ctg_subset}", f"data.prepared={out}")
     f = PreparedFile(out)
     assert f.source == str(ctg_subset) and sum(f.splits.values()) > 0
-    max_gap = 15 * 4                                   # data.max_gap_s at the 4 Hz source rate
+    max_gap = load_config(ROOT / "configs" / "ctg" / config).data.max_gap_s * 4  # at the 4 Hz source rate
     raw_cache: dict[str, np.ndarray] = {}
     L, half = f.window_len, factor // 2
     for split in ("train", "val", "test"):
