@@ -1,0 +1,155 @@
+"""Schema of the `model` section (first stage, UNet-1D, diffusion) and the `sample` section (generate.py defaults).
+
+Registered with the config loader on import (every `*_schema.py` here is imported). Names that select
+code (model type, first-stage type, sampler) are validated against short lists kept here, because
+`dataloader` may not import `diffusion` or `first_stage` (DESIGN.md section 1); the registries there
+raise the same kind of error, and a test checks that these lists match them. Sampler names are checked
+by generate.py against `diffusion.samplers.list_samplers()`.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal, Optional
+
+from ..errors import UserError
+from .loader import register_section
+from .typed import limits
+
+MODEL_TYPES = ["diffusion"]                    # baselines add their names here
+FIRST_STAGE_TYPES = ["identity", "sampling"]   # vae / vqvae add theirs
+
+# UNet presets. tiny: tests and CPU demos (about 0.1 M parameters); small: CPU experiments;
+# base: a useful CTG model (2 x 2048 at 1 Hz) that trains on one GPU in under an hour.
+UNET_PRESETS: dict[str, dict[str, Any]] = {
+    "tiny": dict(base_channels=16, channel_mult=[1, 2, 2], num_res_blocks=1, attention_levels=[],
+                 attention_heads=1, dropout=0.0, norm_groups=8, label_embed="sum"),
+    "small": dict(base_channels=32, channel_mult=[1, 2, 2, 4], num_res_blocks=1, attention_levels=[3],
+                  attention_heads=4, dropout=0.0, norm_groups=8, label_embed="sum"),
+    "base": dict(base_channels=64, channel_mult=[1, 2, 4, 4], num_res_blocks=2, attention_levels=[3],
+                 attention_heads=4, dropout=0.1, norm_groups=32, label_embed="sum"),
+}
+# `size: custom` must give these; the remaining keys default to the base preset's values
+CUSTOM_REQUIRED = ("base_channels", "channel_mult", "num_res_blocks", "attention_levels")
+
+
+@dataclass
+class UNetConfig:
+    """UNet-1D shape. Keys given here override the `size` preset; `size: custom` needs the first four."""
+
+    base_channels: Optional[int] = field(default=None, metadata=limits(gt=0))  # channels of the first level
+    # channel multiplier per level (level 0 = full length); L must be divisible by 2**(levels-1)
+    channel_mult: Optional[list[int]] = field(default=None, metadata=limits(min_len=1))
+    num_res_blocks: Optional[int] = field(default=None, metadata=limits(ge=1))  # residual blocks per level
+    attention_levels: Optional[list[int]] = None  # levels with self-attention (0-based; [] = none)
+    attention_heads: Optional[int] = field(default=None, metadata=limits(ge=1))  # heads per attention layer
+    dropout: Optional[float] = field(default=None, metadata=limits(ge=0, lt=1))  # in residual blocks
+    norm_groups: Optional[int] = field(default=None, metadata=limits(ge=1))  # GroupNorm groups (divide channels)
+    # how label embeddings combine (one table per label column) before adding to the noise embedding
+    label_embed: Optional[Literal["sum", "concat"]] = None
+
+
+@dataclass
+class FirstStageConfig:
+    """Compressor the diffusion runs behind (latent diffusion); identity = diffusion on the signal."""
+
+    type: str = "identity"                      # identity or sampling (vae, vqvae later)
+    factor: int = field(default=1, metadata=limits(ge=1))  # sampling: decimation factor k (L' = L / k)
+    # sampling: interpolation kernel of decode; sinc = band-limited (exact for content below the new Nyquist)
+    interp: Literal["sinc", "linear", "cubic"] = "sinc"
+
+    def check(self, where: str) -> None:
+        if self.type not in FIRST_STAGE_TYPES:
+            raise UserError(f"{where}.type", f"unknown first stage {self.type!r}; valid: "
+                            f"{', '.join(FIRST_STAGE_TYPES)}")
+        if self.type == "sampling" and self.factor < 2:
+            raise UserError(f"{where}.factor", f"sampling needs factor >= 2 (got {self.factor}; "
+                            "factor 1 is the identity first stage)")
+        if self.type == "identity" and self.factor != 1:
+            raise UserError(f"{where}.factor", f"the identity first stage has factor 1 (got {self.factor})")
+
+
+@dataclass
+class DiffusionConfig:
+    """Noise schedule, parameterisation, loss and classifier-free-guidance dropout."""
+
+    schedule: Literal["linear", "cosine"] = "linear"  # linear betas (Ho 2020) or cosine (Nichol & Dhariwal 2021)
+    num_steps: int = field(default=1000, metadata=limits(ge=2))  # training timesteps T
+    # linear betas, given for T = 1000 and scaled by 1000 / T for other T (Nichol & Dhariwal 2021)
+    beta_start: float = field(default=1e-4, metadata=limits(gt=0, lt=1))
+    beta_end: float = field(default=0.02, metadata=limits(gt=0, lt=1))  # last linear beta (for T = 1000)
+    # network target: eps (Ho 2020), v (Salimans & Ho 2022) or x0
+    parameterization: Literal["eps", "v", "x0"] = "eps"
+    loss: Literal["l1", "l2"] = "l2"            # distance between network output and target
+    p_uncond: float = field(default=0.1, metadata=limits(ge=0, le=1))  # each label column -> null, independently
+    p_uncond_all: float = field(default=0.1, metadata=limits(ge=0, le=1))  # all columns -> null at once
+
+    def check(self, where: str) -> None:
+        if self.schedule == "linear":
+            scale = 1000.0 / self.num_steps
+            if not self.beta_start < self.beta_end:
+                raise UserError(f"{where}.beta_start", f"must be < beta_end (got {self.beta_start} >= {self.beta_end})")
+            if self.beta_end * scale >= 1:
+                raise UserError(f"{where}.beta_end", f"beta_end x 1000 / num_steps must be < 1 "
+                                f"(got {self.beta_end * scale:g}); use more steps or a smaller beta_end")
+
+
+@dataclass
+class ModelConfig:
+    """The generator: its type, size preset, first stage, UNet and diffusion settings."""
+
+    type: str = "diffusion"                     # model family (diffusion; baselines later)
+    size: Literal["tiny", "small", "base", "custom"] = "base"  # UNet preset; unet keys override it
+    unet: UNetConfig = field(default_factory=UNetConfig)  # network shape (overrides the preset)
+    first_stage: FirstStageConfig = field(default_factory=FirstStageConfig)  # compressor (latent diffusion)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)  # schedule, target, loss, CFG dropout
+
+    def check(self, where: str) -> None:
+        if self.type not in MODEL_TYPES:
+            raise UserError(f"{where}.type", f"unknown model type {self.type!r}; valid: {', '.join(MODEL_TYPES)}")
+        if self.size == "custom":
+            missing = [k for k in CUSTOM_REQUIRED if getattr(self.unet, k) is None]
+            if missing:
+                raise UserError(f"{where}.unet", f"size: custom needs {', '.join(missing)}")
+        u = self.resolved_unet()
+        levels = len(u.channel_mult)
+        bad = [a for a in u.attention_levels if not 0 <= a < levels]
+        if bad:
+            raise UserError(f"{where}.unet.attention_levels",
+                            f"levels {bad} do not exist; valid: 0..{levels - 1} (one per channel_mult entry)")
+        for m in sorted(set(u.channel_mult)):
+            ch = u.base_channels * m
+            if ch % u.norm_groups:
+                raise UserError(f"{where}.unet.norm_groups",
+                                f"{u.norm_groups} groups do not divide {ch} channels (base_channels x {m})")
+        for a in u.attention_levels:
+            ch = u.base_channels * u.channel_mult[a]
+            if ch % u.attention_heads:
+                raise UserError(f"{where}.unet.attention_heads",
+                                f"{u.attention_heads} heads do not divide {ch} channels at level {a}")
+
+    def resolved_unet(self) -> UNetConfig:
+        """The UNet settings with the preset filled in under the keys given explicitly."""
+        preset = UNET_PRESETS["base" if self.size == "custom" else self.size]
+        given = {k: v for k, v in dataclasses.asdict(self.unet).items() if v is not None}
+        return UNetConfig(**{**preset, **given})
+
+
+@dataclass
+class SampleConfig:
+    """Sampling defaults used by generate.py (and epoch plots); each can be overridden on the command line."""
+
+    sampler: str = "dpm_solver"                 # name from `python generate.py --help` (ddpm, ddim, k_euler, ...)
+    steps: int = field(default=20, metadata=limits(ge=1))  # sampler steps (network evaluations ~ steps x order)
+    guidance_scale: float = field(default=1.0, metadata=limits(ge=0))  # classifier-free guidance w; 1 = none
+    # stochasticity: ddim (default 0) and ancestral / SDE k-samplers (default 1); null = sampler's default
+    eta: Optional[float] = field(default=None, metadata=limits(ge=0))
+    sigmas: Literal["karras", "uniform", "exponential"] = "karras"  # k-sampler noise levels (Karras 2022 rho=7)
+    quantize: bool = False                      # round k-sampler noise levels to the nearest trained timestep
+    # windows per network call; results do not depend on it (up to float rounding; not k_dpm_adaptive)
+    batch_size: int = field(default=64, metadata=limits(ge=1))
+    seed: int = field(default=0, metadata=limits(ge=0))  # window i's noise depends on (seed, i) only
+
+
+register_section("model", ModelConfig)
+register_section("sample", SampleConfig)

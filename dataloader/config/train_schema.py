@@ -1,0 +1,65 @@
+"""Schema of the `train` section: optimiser, LR schedule, EMA, cadence of validation/plots/checkpoints.
+
+One "epoch" here is a reporting period of `epoch_steps` optimizer steps (validation loss, CSV log row,
+sample plot, checkpoint), not necessarily one pass over the data: CTG at a 15 s stride has tens of
+thousands of overlapping windows, and a tiny CPU run must still report several times.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Optional
+
+from ..errors import UserError
+from .loader import register_section
+from .typed import limits
+
+
+@dataclass
+class TrainConfig:
+    """How to train: optimiser, LR schedule, EMA, validation, plots, checkpoints and outputs."""
+
+    out_dir: str                                # folder for checkpoints/, log.csv, plots/, model.safetensors, config.yaml
+    max_steps: int = field(metadata=limits(gt=0))  # optimizer steps in total (a resumed run continues to this)
+    # wall-clock cap in minutes on the run's training time (summed over resumes): stop at the next step and
+    # save a checkpoint and the model file (null: no cap)
+    max_minutes: Optional[float] = field(default=None, metadata=limits(gt=0))
+    batch_size: int = field(default=32, metadata=limits(gt=0))  # windows per micro-batch on each process
+    grad_accum: int = field(default=1, metadata=limits(ge=1))   # micro-batches per optimizer step
+    lr: float = field(default=2e-4, metadata=limits(gt=0))       # peak learning rate (AdamW)
+    weight_decay: float = field(default=0.0, metadata=limits(ge=0))  # AdamW decoupled weight decay
+    betas: tuple[float, float] = (0.9, 0.999)   # AdamW betas (momentum, second moment)
+    adam_eps: float = field(default=1e-8, metadata=limits(gt=0))   # AdamW epsilon
+    grad_clip: Optional[float] = field(default=1.0, metadata=limits(gt=0))  # max global grad norm (null: off)
+    ema_decay: float = field(default=0.999, metadata=limits(ge=0, lt=1))  # EMA of weights; the model file holds the EMA
+    # EMA warm-up: decay = min(ema_decay, (1 + n) / (10 + n)) at update n, so early EMA is not stuck at init
+    ema_warmup: bool = True
+    lr_schedule: Literal["cosine", "plateau", "constant"] = "cosine"  # after warm-up: cosine to lr_min, plateau on val loss, or flat
+    warmup_steps: int = field(default=0, metadata=limits(ge=0))  # linear LR warm-up from 0 over this many steps
+    lr_min: float = field(default=0.0, metadata=limits(ge=0))    # cosine: final learning rate; plateau: lower bound
+    plateau_patience: int = field(default=3, metadata=limits(ge=0))  # plateau: epochs without val improvement before a cut
+    plateau_factor: float = field(default=0.5, metadata=limits(gt=0, lt=1))  # plateau: multiply the LR by this at a cut
+    # optimizer steps per "epoch" (validation, log row, plot, checkpoint); null = one pass over the training
+    # windows, capped at 2000 steps and at max_steps / 10 so that every run reports at least ~10 times
+    epoch_steps: Optional[int] = field(default=None, metadata=limits(gt=0))
+    val_batches: int = field(default=8, metadata=limits(ge=0))  # validation batches per epoch (fixed windows, fixed noise); 0 = off
+    plot_every: int = field(default=1, metadata=limits(ge=0))   # plot samples every this many epochs (0 = never)
+    plot_samples: int = field(default=4, metadata=limits(gt=0))  # samples in each epoch plot (beside as many real windows)
+    # sampler and steps of the epoch plots: keep FEW steps (a 1000-step plot pass once cost 890 s per epoch)
+    plot_sampler: str = "dpm_solver"
+    plot_steps: int = field(default=15, metadata=limits(gt=0))  # sampler steps of the epoch plots
+    seed: int = 0                               # seeds data order, noise, t and label dropout (resume is exact)
+    num_workers: int = field(default=0, metadata=limits(ge=0))  # DataLoader worker processes (0: read in the training process)
+    keep_checkpoints: int = field(default=2, metadata=limits(ge=1))  # resumable states kept in out_dir/checkpoints
+    # torch threads per process (null: OMP_NUM_THREADS if set, else this process's cores / local processes)
+    threads: Optional[int] = field(default=None, metadata=limits(gt=0))
+
+    def check(self, where: str) -> None:
+        if not all(0 <= b < 1 for b in self.betas):
+            raise UserError(f"{where}.betas", f"each beta must be in [0, 1) (got {list(self.betas)})")
+        if self.lr_min > self.lr:
+            raise UserError(f"{where}.lr_min", f"must be <= lr ({self.lr:g}) (got {self.lr_min:g})")
+        if not self.out_dir:
+            raise UserError(f"{where}.out_dir", "must name a folder")
+
+
+register_section("train", TrainConfig, required=False)

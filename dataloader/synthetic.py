@@ -1,0 +1,199 @@
+"""The generated-samples HDF5 file (PyTables), DESIGN.md section 5: written in batches, appendable, atomic.
+
+Nodes:
+    /samples          (N, C, L) float32, physical units (bpm, mV, ...)
+    /samples_scaled   (N, C, L) float32 in [-1, 1] (only when asked for)
+    /labels           (N, n_labels) int64 class codes (names in the `label_spec` attribute)
+Attributes (scalars and JSON text only, never pickles): format, fs, channels (JSON: name, unit, range),
+label_spec (JSON: name, classes), window_len, n_samples, config (resolved YAML text), sampler, steps,
+guidance_scale, seed, model_sha256, package_version, created_utc, run_key.
+
+Appendable: the file grows under a fixed hidden name beside the target (`.tmp-<name>.partial`). A run that
+is interrupted leaves it there; rerunning with the same arguments (same `run_key`: model, config,
+sampler, steps, guidance, seed, planned labels) continues after the samples already written, and the
+finished file is renamed into place. A partial file of other arguments is discarded. No real patient id
+is ever written: the attributes hold only the model's data description and the generation arguments.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import warnings
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from .atomic import check_out_dir
+from .errors import UserError
+
+FORMAT = "physiodiff-synthetic-1"
+_JSON_ATTRS = ("channels", "label_spec")
+
+
+def partial_path(out: str | os.PathLike) -> Path:
+    """The hidden name an unfinished output grows under (beside `out`)."""
+    p = Path(out)
+    return p.with_name(f".tmp-{p.name}.partial")
+
+
+class SyntheticWriter:
+    """Append batches of generated windows; `finish()` renames the file into place.
+
+    `attrs` must hold fs, channels, label_spec, config, sampler, steps, guidance_scale, seed, model_sha256,
+    package_version (see module docstring); `run_key` identifies the arguments, `labels` is the (N, n_labels)
+    plan of every label row, so that a continued run can check the rows already written.
+    """
+
+    def __init__(self, out: str | os.PathLike, *, attrs: dict[str, Any], run_key: str, labels: np.ndarray,
+                 n_channels: int, length: int, scaled: bool = False) -> None:
+        import tables
+
+        self.out = check_out_dir(out, "--out")
+        self.path = partial_path(self.out)
+        self.labels = np.asarray(labels, np.int64)
+        self.n_total = len(self.labels)
+        self.scaled = scaled
+        self._tables = tables
+        self.h5 = self._open_existing(run_key)
+        if self.h5 is None:
+            self.h5 = self._create(attrs, run_key, n_channels, length)
+
+    # -- opening ----------------------------------------------------------------------------------
+    def _open_existing(self, run_key: str) -> Any:
+        tables = self._tables
+        if not self.path.exists():
+            return None
+        try:
+            h5 = tables.open_file(str(self.path), "a")
+        except Exception:  # an interrupted HDF5 write can leave an unreadable file: start over
+            self._discard("it could not be opened")
+            return None
+        try:
+            ok = str(getattr(h5.root._v_attrs, "run_key", "")) == run_key
+            ok = ok and np.array_equal(h5.root.labels[:], self.labels)
+            done = len(h5.root.samples)
+            if ok and self.scaled:
+                done = min(done, len(h5.root.samples_scaled))
+        except Exception:
+            ok = False
+        if not ok:
+            h5.close()
+            self._discard("it was written with other arguments")
+            return None
+        for node in ("samples",) + (("samples_scaled",) if self.scaled else ()):
+            arr = getattr(h5.root, node)
+            if len(arr) > done:  # a batch was cut short between nodes: keep only complete rows
+                arr.truncate(done)
+        print(f"continuing {self.out}: {done} of {self.n_total} samples already written", file=sys.stderr)
+        return h5
+
+    def _discard(self, why: str) -> None:
+        print(f"note: discarding unfinished {self.path} ({why})", file=sys.stderr)
+        self.path.unlink()
+
+    def _create(self, attrs: dict[str, Any], run_key: str, n_channels: int, length: int) -> Any:
+        tables = self._tables
+        h5 = tables.open_file(str(self.path), "w", title="physiodiff synthetic samples")
+        try:
+            filt = tables.Filters(complevel=1, complib="zlib", shuffle=True)
+            n = max(1, self.n_total)
+            for node in ("samples",) + (("samples_scaled",) if self.scaled else ()):
+                h5.create_earray("/", node, tables.Float32Atom(), (0, n_channels, length), filters=filt,
+                                 expectedrows=n, chunkshape=(1, n_channels, length))
+            # every label row is planned up front, so the labels are written whole at once (and a continued
+            # run can check that it plans the same ones)
+            h5.create_array("/", "labels", self.labels)
+            a = h5.root._v_attrs
+            for k, v in attrs.items():
+                setattr(a, k, json.dumps(v) if k in _JSON_ATTRS else v)
+            a.format = FORMAT
+            a.run_key = run_key
+            a.n_samples = self.n_total
+            a.window_len = length
+            h5.flush()
+        except BaseException:
+            h5.close()
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+            raise
+        return h5
+
+    # -- writing ----------------------------------------------------------------------------------
+    @property
+    def done(self) -> int:
+        """Samples already in the file (a continued run starts here)."""
+        return len(self.h5.root.samples)
+
+    def append(self, samples: np.ndarray, samples_scaled: Optional[np.ndarray] = None) -> None:
+        """Append a batch: `samples` (B, C, L) physical units; `samples_scaled` (B, C, L) in [-1, 1].
+
+        Their labels are rows done .. done + B of the plan given at construction.
+        """
+        b = len(samples)
+        if self.done + b > self.n_total:
+            raise ValueError(f"{self.done + b} samples exceed the planned {self.n_total}")
+        if self.scaled:
+            if samples_scaled is None:
+                raise ValueError("this file keeps samples_scaled: pass them")
+            self.h5.root.samples_scaled.append(np.asarray(samples_scaled, np.float32))
+        # /samples last: its length is what `done` reads, so a cut-short batch is never counted
+        self.h5.root.samples.append(np.asarray(samples, np.float32))
+        self.h5.flush()
+
+    def finish(self) -> Path:
+        """Stamp the time, close and rename the complete file into place; returns the final path."""
+        if self.done != self.n_total:
+            raise ValueError(f"only {self.done} of {self.n_total} samples written")
+        self.h5.root._v_attrs.created_utc = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        self.h5.close()
+        os.replace(self.path, self.out)
+        return self.out
+
+    def close(self) -> None:
+        """Close without finishing (the partial file stays for a later run to continue)."""
+        if self.h5.isopen:
+            self.h5.close()
+
+    def __enter__(self) -> "SyntheticWriter":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def read_synthetic(path: str | os.PathLike, scaled: bool = False) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Read a generated file: `(samples (N, C, L) float32, labels (N, n_labels) int64, attrs)`.
+
+    `samples` are physical units, or the [-1, 1] copy with `scaled=True` (the file must have it).
+    JSON attributes (channels, label_spec) come back parsed. Bad files raise `UserError`.
+    """
+    import tables
+
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(str(path), "synthetic samples file not found")
+    try:
+        h5 = tables.open_file(str(p), "r")
+    except Exception:
+        raise UserError(str(path), "not a readable HDF5 file (truncated or another format?)") from None
+    with h5, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = h5.root._v_attrs
+        if str(getattr(a, "format", "")) != FORMAT:
+            raise UserError(str(path), f"not a physiodiff synthetic file (expected format {FORMAT})")
+        node = "samples_scaled" if scaled else "samples"
+        if node not in h5.root:
+            raise UserError(str(path), f"has no /{node} (generate with --scaled to keep it)")
+        samples = getattr(h5.root, node)[:]
+        labels = h5.root.labels[:len(samples)]
+        attrs: dict[str, Any] = {}
+        for k in a._v_attrnamesuser:
+            v = a[k]
+            if isinstance(v, np.generic):
+                v = v.item()
+            attrs[k] = json.loads(v) if k in _JSON_ATTRS else v
+    return samples.astype(np.float32), labels.astype(np.int64), attrs

@@ -1,0 +1,177 @@
+"""The inference file `out_dir/model.safetensors`: EMA weights plus everything needed to use them.
+
+safetensors only (no pickles). Metadata (string -> string):
+    format            "physiodiff-model-1"
+    config            the resolved config text of the training run (model, data, train, sample)
+    data              JSON: channels (name, unit, range), fs, window_len, label names, classes per label,
+                      class names, the training windows' label distribution (unique rows + counts, used by
+                      `generate.py --samples N`) and the sha256 of the split manifest; no patient ids
+    step              training step of the weights
+    package_version   physiodiff version that wrote it
+`load_model_file` rebuilds the model from the stored config, loads the weights and checks the file
+against the config the user passed: a missing or truncated file, other channels or another window length
+are `UserError`s that name both sides.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from dataloader.atomic import atomic_path
+from dataloader.config import Config, config_from_text
+from dataloader.errors import UserError
+
+FORMAT = "physiodiff-model-1"
+
+
+def package_version() -> str:
+    """The installed physiodiff version ("unknown" when run from a tree that was never installed)."""
+    try:
+        from importlib.metadata import version
+
+        return version("physiodiff")
+    except Exception:
+        return "unknown"
+
+
+@dataclass
+class DataSpec:
+    """What the model was trained on: shapes, units, labels (travels inside model and synthetic files)."""
+
+    channels: list[dict[str, Any]]              # [{"name", "unit", "range": [lo, hi]}] in channel order
+    fs: float                                   # sampling rate of the windows (Hz)
+    window_len: int                             # L, samples per window
+    label_names: list[str] = field(default_factory=list)        # one per label column
+    class_names: list[list[str]] = field(default_factory=list)  # class names per label column
+    label_counts: list[list[int]] = field(default_factory=list)  # training windows: unique label rows + count
+    manifest_sha256: str = ""                   # sha256 of the patient split manifest (no ids)
+
+    @property
+    def label_classes(self) -> list[int]:
+        return [len(c) for c in self.class_names]
+
+    @property
+    def channel_names(self) -> list[str]:
+        return [str(c["name"]) for c in self.channels]
+
+    @property
+    def ranges(self) -> tuple[list[float], list[float]]:
+        """(lo, hi) per channel, for dataloader.scaling."""
+        return [float(c["range"][0]) for c in self.channels], [float(c["range"][1]) for c in self.channels]
+
+    def label_spec(self) -> list[dict[str, Any]]:
+        return [{"name": n, "classes": list(c)} for n, c in zip(self.label_names, self.class_names)]
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> "DataSpec":
+        return cls(**json.loads(text))
+
+
+@dataclass
+class ModelMeta:
+    """The metadata of a model file, parsed."""
+
+    config: Config
+    config_text: str
+    data: DataSpec
+    step: int
+    package_version: str
+    sha256: str
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def save_model_file(path: str | os.PathLike, weights: dict[str, torch.Tensor], config_text: str,
+                    data: DataSpec, step: int) -> None:
+    """Write the inference file atomically (temporary name in the same folder, then rename)."""
+    meta = {"format": FORMAT, "config": config_text, "data": data.to_json(), "step": str(step),
+            "package_version": package_version()}
+    tensors = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in weights.items()}
+    with atomic_path(path, "train.out_dir") as tmp:
+        save_file(tensors, str(tmp), metadata=meta)
+
+
+def read_model_meta(path: str | os.PathLike, where: str = "--checkpoint") -> ModelMeta:
+    """Parse a model file's metadata (no weights). Missing/truncated/foreign files raise `UserError`."""
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"{where} {path}", "model file not found (train first, or pass --checkpoint)")
+    try:
+        with safe_open(str(p), framework="pt") as f:
+            meta = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as e:
+        raise UserError(str(path), f"not a readable safetensors file, truncated or damaged? ({e})") from None
+    if meta.get("format") != FORMAT:
+        raise UserError(str(path), f"not a physiodiff model file (expected metadata format {FORMAT})")
+    try:
+        data = DataSpec.from_json(meta["data"])
+        step = int(meta["step"])
+    except (KeyError, ValueError, TypeError) as e:
+        raise UserError(str(path), f"damaged model metadata ({e})") from None
+    cfg = config_from_text(meta["config"], f"{path} (stored config)")
+    return ModelMeta(cfg, meta["config"], data, step, meta.get("package_version", ""), file_sha256(p))
+
+
+def check_against_config(data: DataSpec, cfg: Config, path: str) -> None:
+    """The model's channels and window length must be the config's (else a `UserError` naming both)."""
+    from dataloader.windows import window_length
+
+    names = [c.name for c in cfg.data.channels]
+    if names != data.channel_names:
+        raise UserError(str(path), f"model channels {data.channel_names} differ from the config's "
+                                   f"data.channels {names}")
+    units = [c.unit for c in cfg.data.channels]
+    model_units = [str(c.get("unit", "")) for c in data.channels]
+    if units != model_units:
+        raise UserError(str(path), f"model channel units {model_units} differ from the config's {units}")
+    fs = cfg.data.target_fs or cfg.data.fs or data.fs
+    length, _ = window_length(cfg.data, float(fs))
+    if length != data.window_len:
+        raise UserError(str(path), f"model window length {data.window_len} samples differs from the config's "
+                                   f"{length} (data.window / data.window_s at {fs:g} Hz)")
+    if abs(float(fs) - float(data.fs)) > 1e-9:
+        raise UserError(str(path), f"model rate {data.fs:g} Hz differs from the config's {fs:g} Hz")
+
+
+def load_model_file(path: str | os.PathLike, cfg: Optional[Config] = None,
+                    device: str | torch.device = "cpu") -> tuple[torch.nn.Module, ModelMeta]:
+    """Rebuild the model from the file's stored config and load its (EMA) weights.
+
+    `cfg`: the user's config, checked against the file (channels, window length, rate). Returns the model
+    in eval mode on `device` and its metadata.
+    """
+    from .model import build_diffusion
+
+    meta = read_model_meta(path)
+    if cfg is not None:
+        check_against_config(meta.data, cfg, str(path))
+    model = build_diffusion(meta.config.model, len(meta.data.channels), meta.data.window_len,
+                            meta.data.label_classes)
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            weights = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise UserError(str(path), f"cannot read the weights, truncated or damaged? ({e})") from None
+    try:
+        model.load_state_dict(weights, strict=True)
+    except RuntimeError as e:
+        first = str(e).splitlines()[0]
+        raise UserError(str(path), f"weights do not fit the model its stored config builds ({first})") from None
+    return model.to(device).eval(), meta

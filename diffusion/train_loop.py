@@ -1,0 +1,356 @@
+"""THE training function: `train(cfg, resume=...)` (DESIGN.md section 3, "Training loop").
+
+accelerate supplies devices, processes (DDP; gloo on CPU) and mixed precision (from the launcher: `accelerate
+launch --mixed_precision bf16 ...`); nothing here names a device. Each optimizer step is `grad_accum`
+micro-batches of `batch_size` windows on each process: AdamW, global-norm clipping, EMA of the weights,
+a warm-up + cosine / plateau / constant learning rate (diffusion/lr_schedule.py).
+
+Exact resume: every random draw of training comes from state that the checkpoint holds. The data order is
+a pure function of (seed, micro-batch number) (diffusion/data_order.py); noise, timesteps and label dropout
+come from one torch.Generator per process, handed to `training_loss`; the global RNG (dropout layers) is
+saved by accelerate. So N steps in one go and N/2 + stop + resume give identical weights on CPU.
+
+Each "epoch" (`train.epoch_steps` optimizer steps): validation loss on fixed validation windows with fixed
+noise (comparable across epochs), a CSV row (diffusion/train_log.py), a PNG of fixed-seed EMA samples
+beside real validation windows (few sampler steps), a resumable checkpoint (diffusion/train_state.py) and
+the inference file `model.safetensors` (EMA weights, diffusion/checkpoint.py).
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator, Optional
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from dataloader.atomic import write_text_atomic
+from dataloader.class_csv import count_label_rows, label_text
+from dataloader.cli import set_threads
+from dataloader.config import Config
+from dataloader.config.typed import to_dict
+from dataloader.dataset import WindowDataset
+from dataloader.errors import UserError
+
+from .checkpoint import DataSpec, save_model_file
+from .data_order import WindowOrder
+from .lr_schedule import LRSchedule
+from .train_log import TrainLog
+from .train_state import find_checkpoint, list_checkpoints, load_checkpoint, read_state, save_checkpoint
+
+# plot_fn(path, synthetic (M, C, L), fs, channels, real=(N, C, L), synthetic_titles=..., real_titles=..., title=...)
+PlotFn = Callable[..., Any]
+
+
+@dataclass
+class TrainResult:
+    """What a call to `train` ended with."""
+
+    step: int                                   # optimizer steps done (counting resumed ones)
+    model_file: Path                            # out_dir/model.safetensors (EMA weights)
+    checkpoint: Path                            # the last resumable state written
+    val_loss: float                             # last validation loss (nan without validation)
+    stopped_early: bool                         # stopped by stop_after or train.max_minutes before max_steps
+    is_main: bool = True                        # this is the main process (the one that reports)
+
+
+class _LossForward(torch.nn.Module):
+    """Makes `training_loss` the module's forward, so DDP syncs gradients and autocast applies to it."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        return self.model.training_loss(x, labels, generator=generator)
+
+
+class _Batches(torch.utils.data.Dataset):
+    """Index list -> one batch via the dataset's fast gather (used with `batch_size=None`)."""
+
+    def __init__(self, ds: WindowDataset) -> None:
+        self.ds = ds
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, idx: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y, _ = self.ds.get_batch(idx)  # patient ids are not needed (and never leave the data layer)
+        return x, y
+
+
+@contextlib.contextmanager
+def ema_weights(model: torch.nn.Module, ema: Any) -> Iterator[None]:
+    """Run a block with the EMA weights in `model`, then put the trained weights back exactly."""
+    backup = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    ema.copy_to(model)
+    try:
+        yield
+    finally:
+        model.load_state_dict(backup)
+
+
+def _threads(n: Optional[int], local_world: int) -> int:
+    """torch threads of this process: train.threads, else OMP_NUM_THREADS, else cores / local processes."""
+    if n is None and not os.environ.get("OMP_NUM_THREADS"):
+        n = max(1, len(os.sched_getaffinity(0)) // max(1, local_world))
+    return set_threads(n)
+
+
+def _epoch_steps(cfg: Config, n_train: int, world: int) -> int:
+    tc = cfg.train
+    if tc.epoch_steps:
+        return tc.epoch_steps
+    one_pass = max(1, n_train // (tc.batch_size * tc.grad_accum * world))
+    return max(1, min(one_pass, 2000, math.ceil(tc.max_steps / 10)))
+
+
+def _check_data(ds: WindowDataset, cfg: Config) -> None:
+    names = [c.name for c in cfg.data.channels]
+    have = [str(c["name"]) for c in ds.channels]
+    if names != have:
+        raise UserError(cfg.data.prepared, f"prepared channels {have} differ from the config's {names}; "
+                                           "prepare the data again with this config")
+
+
+def _data_spec(ds: WindowDataset, manifest_sha256: str) -> DataSpec:
+    return DataSpec(channels=[{"name": c["name"], "unit": c.get("unit", ""), "range": list(c["range"])}
+                              for c in ds.channels],
+                    fs=float(ds.fs), window_len=int(ds.window_len), label_names=list(ds.label_names),
+                    class_names=[list(c) for c in ds.class_names],
+                    label_counts=count_label_rows(ds.labels).tolist(), manifest_sha256=manifest_sha256)
+
+
+def _label_titles(y: torch.Tensor, spec: DataSpec) -> list[str]:
+    return [label_text(row, spec.label_names, spec.class_names) for row in y.tolist()]
+
+
+def train(cfg: Config, *,
+          resume: Optional[str] = None,          # "latest", a checkpoint folder, or None (fresh run, empty out_dir)
+          stop_after: Optional[int] = None,      # stop (checkpoint + model file) at this step; for time-boxed jobs/tests
+          plot_fn: Optional[PlotFn] = None,      # draws the epoch PNGs (train.py passes evaluation.sample_grid's)
+          progress: bool = True,                 # tqdm bar on the main process
+          on_step: Optional[Callable[[int], None]] = None,  # called with the step after each optimizer step (benchmarks)
+          accelerator: Any = None,               # an accelerate.Accelerator; default: one built from the config
+          ) -> TrainResult:
+    """Train `cfg.model` on `cfg.data.prepared` as `cfg.train` says; returns how it ended."""
+    from accelerate import Accelerator
+    from tqdm.auto import tqdm
+
+    from .ema import EMA
+    from .model import build_diffusion
+    from .samplers import list_samplers
+
+    tc = cfg.train
+    if tc is None or cfg.get("model") is None:
+        raise UserError(cfg.path or "config", "training needs the `model` and `train` sections")
+    if tc.plot_every and tc.plot_sampler not in list_samplers():
+        raise UserError("train.plot_sampler", f"unknown sampler {tc.plot_sampler!r}; valid: "
+                                              f"{', '.join(list_samplers())}")
+    # several processes (torchrun / accelerate launch --multi_gpu) on a machine without CUDA: accelerate takes
+    # that for one process unless told cpu=True, which selects DDP over gloo
+    cpu_ddp = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
+    acc = accelerator or Accelerator(gradient_accumulation_steps=tc.grad_accum, cpu=cpu_ddp)
+    rank, world, main = acc.process_index, acc.num_processes, acc.is_main_process
+    threads = _threads(tc.threads, int(os.environ.get("LOCAL_WORLD_SIZE", world)))
+    out = Path(tc.out_dir)
+    ckpt = find_checkpoint(out, resume) if resume else None
+    if ckpt is None and list_checkpoints(out):
+        raise UserError("train.out_dir", f"{out} already holds checkpoints; continue with --resume latest "
+                                         "or choose another train.out_dir")
+    # ---- data --------------------------------------------------------------------------------
+    train_ds = WindowDataset(cfg.data.prepared, "train")
+    val_ds = WindowDataset(train_ds.file, "val")
+    _check_data(train_ds, cfg)
+    if len(val_ds) == 0 and tc.lr_schedule == "plateau":
+        raise UserError("train.lr_schedule", "plateau needs validation windows, and the val split has none")
+    spec = _data_spec(train_ds, str(getattr(train_ds.file, "manifest_sha256", "")))
+    C, L = len(train_ds.channels), int(train_ds.window_len)
+    weights = None
+    if cfg.data.balance_by:
+        from dataloader.sampler import BalancedSampler
+
+        weights = BalancedSampler(train_ds, cfg.data.balance_by).p
+    order = WindowOrder(len(train_ds), tc.batch_size, tc.seed, rank, world, weights)
+    epoch_steps = _epoch_steps(cfg, len(train_ds), world)
+
+    # ---- model, optimizer, EMA, schedule, generators -------------------------------------------
+    torch.manual_seed(tc.seed)  # the same initial weights on every process and in every rerun
+    model = build_diffusion(cfg.model, C, L, list(train_ds.label_classes))
+    if main:  # only now that data and model are known to be good: bad input leaves nothing behind
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "plots").mkdir(exist_ok=True)
+        write_text_atomic(out / "config.yaml", cfg.yaml(), "train.out_dir")
+    acc.wait_for_everyone()
+    params = [p for p in model.parameters() if p.requires_grad]
+    # foreach: one multi-tensor kernel per update instead of ~10 small ops per parameter (torch only picks it
+    # by default on GPUs; on CPU it saves most of the optimizer time of small models)
+    opt = torch.optim.AdamW(params, lr=tc.lr, betas=tuple(tc.betas), eps=tc.adam_eps,
+                            weight_decay=tc.weight_decay, foreach=True)
+    loss_module, opt = acc.prepare(_LossForward(model), opt)
+    ema = EMA(model, decay=tc.ema_decay, warmup=tc.ema_warmup).to(acc.device)
+    sched = LRSchedule(opt, tc.lr_schedule, tc.lr, tc.max_steps, tc.warmup_steps, tc.lr_min,
+                       tc.plateau_patience, tc.plateau_factor)
+    gen = torch.Generator(device=acc.device).manual_seed(tc.seed * 1000 + 17 + rank)
+    torch.manual_seed(tc.seed * 1000 + 29 + rank)  # global RNG: dropout layers only, one stream per process
+    st: dict[str, Any] = {"step": 0, "epoch": 0, "consumed": 0, "elapsed_s": 0.0, "loss_sum": 0.0,
+                          "loss_n": 0, "val_loss": None}
+    if ckpt is not None:
+        saved = read_state(ckpt)
+        if saved["world_size"] != world:
+            raise UserError("--resume", f"{ckpt} was written by {saved['world_size']} process(es); resume it with "
+                                        f"as many (this run has {world})")
+        if saved["model_config"] != to_dict(cfg.model) or saved["manifest_sha256"] != spec.manifest_sha256:
+            raise UserError("--resume", f"{ckpt} was trained with another model section or other data; "
+                                        "use its config.yaml")
+        st, tensors, rank_tensors = load_checkpoint(acc, ckpt)
+        ema.load_state_dict({**st["ema"], **{k[4:]: v for k, v in tensors.items() if k.startswith("ema.")}})
+        sched.load_state_dict(st["lr_schedule"])
+        gen.set_state(rank_tensors["generator"])
+    log = TrainLog(out / "log.csv", st["step"] if ckpt else None) if main else None
+
+    loader = DataLoader(_Batches(train_ds), batch_size=None, sampler=_Endless(order, st["consumed"]),
+                        num_workers=tc.num_workers, pin_memory=acc.device.type == "cuda",
+                        generator=torch.Generator().manual_seed(tc.seed))  # its own: iter() must not draw from the global RNG
+    data = iter(loader)
+    val_idx = np.unique(np.linspace(0, len(val_ds) - 1, min(len(val_ds), tc.val_batches * tc.batch_size * world))
+                        .round().astype(np.int64)) if len(val_ds) else np.zeros(0, np.int64)
+    model_file, last_ckpt = out / "model.safetensors", ckpt
+
+    def validate() -> float:
+        """Mean loss over the fixed validation windows, fixed noise per window batch (all processes)."""
+        model.eval()
+        mine = val_idx[rank::world]
+        tot = torch.zeros(2, dtype=torch.float64, device=acc.device)
+        with torch.no_grad(), acc.autocast():
+            for b in range(0, len(mine), tc.batch_size):
+                idx = mine[b:b + tc.batch_size]
+                x, y, _ = val_ds.get_batch(idx)
+                g = torch.Generator(device=acc.device).manual_seed(tc.seed * 7919 + 1_000_003 + int(idx[0]))
+                loss = model.training_loss(x.to(acc.device), y.to(acc.device), generator=g)
+                tot += torch.tensor([float(loss) * len(idx), len(idx)], dtype=torch.float64, device=acc.device)
+        model.train()
+        tot = acc.reduce(tot, reduction="sum")
+        return float(tot[0] / tot[1]) if tot[1] > 0 else float("nan")
+
+    def plot(epoch: int) -> None:
+        ds, pool = (val_ds, val_idx) if len(val_idx) else (train_ds, np.arange(len(train_ds)))
+        # windows spread over the pool (so over patients and classes), the same ones every epoch
+        idx = pool[np.unique(np.linspace(0, len(pool) - 1, min(len(pool), tc.plot_samples)).round().astype(np.int64))]
+        x, y, _ = ds.get_batch(idx)
+        sample_cfg = cfg.get("sample")
+        model.eval()
+        with torch.random.fork_rng(devices=[]), ema_weights(model, ema):  # plots never touch training RNG
+            syn = model.sample(len(y), y.to(acc.device), sampler=tc.plot_sampler, steps=tc.plot_steps,
+                               guidance_scale=getattr(sample_cfg, "guidance_scale", 1.0), seed=tc.seed,
+                               batch_size=len(y))
+        model.train()
+        titles = _label_titles(y, spec)
+        plot_fn(out / "plots" / f"epoch-{epoch:04d}.png", ds.to_physical(syn), spec.fs, spec.channels,
+                real=ds.to_physical(x), synthetic_titles=titles, real_titles=titles,
+                title=f"step {st['step']}: EMA samples ({tc.plot_sampler}, {tc.plot_steps} steps) beside real "
+                      f"validation windows")
+
+    def save() -> Path:
+        state = dict(st, world_size=world, model_config=to_dict(cfg.model), manifest_sha256=spec.manifest_sha256,
+                     lr_schedule=sched.state_dict(), epoch_steps=epoch_steps)
+        ema_state = ema.state_dict()
+        state["ema"] = {k: v for k, v in ema_state.items() if not isinstance(v, torch.Tensor)}
+        tensors = {f"ema.{k}": v for k, v in ema_state.items() if isinstance(v, torch.Tensor)}
+        path = save_checkpoint(acc, out, st["step"], state, tensors, {"generator": gen.get_state()},
+                               cfg.yaml(), tc.keep_checkpoints)
+        if main:
+            with ema_weights(model, ema):
+                save_model_file(model_file, model.state_dict(), cfg.yaml(), spec, st["step"])
+        acc.wait_for_everyone()
+        return path
+
+    # ---- the loop ----------------------------------------------------------------------------
+    if main:
+        print(f"training {sum(p.numel() for p in params):,} parameters on {world} process(es) x {threads} "
+              f"thread(s), device {acc.device}; {len(train_ds)} training / {len(val_ds)} validation windows; "
+              f"{epoch_steps} steps per epoch; step {st['step']} -> {tc.max_steps}", flush=True)
+    bar = tqdm(total=tc.max_steps, initial=st["step"], disable=not (progress and acc.is_local_main_process),
+               dynamic_ncols=True, desc="train")
+    t0, t_epoch, stopped = time.time(), time.time(), False
+    elapsed0 = float(st["elapsed_s"])
+    loss_acc = torch.zeros(2, dtype=torch.float64, device=acc.device)  # (sum of micro-batch losses, count)
+    windows = 0  # windows trained on by all processes since the epoch (or this session) began
+    model.train()
+    while st["step"] < tc.max_steps:
+        x, y = next(data)
+        x, y = x.to(acc.device, non_blocking=True), y.to(acc.device, non_blocking=True)
+        with acc.accumulate(loss_module):
+            loss = loss_module(x, y, gen)
+            acc.backward(loss)
+            if acc.sync_gradients:
+                if tc.grad_clip:
+                    acc.clip_grad_norm_(params, tc.grad_clip)
+                sched.apply(st["step"])
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+        st["consumed"] += 1
+        loss_acc[0] += loss.detach().double()
+        loss_acc[1] += 1
+        windows += len(x) * world
+        if not acc.sync_gradients:
+            continue
+        st["step"] += 1
+        ema.update(model)
+        if on_step is not None:
+            on_step(st["step"])
+        bar.update(1)
+        if st["step"] % 10 == 0 or st["step"] == 1:
+            bar.set_postfix(loss=f"{float(loss.detach()):.4f}", lr=f"{opt.param_groups[0]['lr']:.2e}")
+        if stop_after is not None and st["step"] >= stop_after:
+            stopped = True
+        if tc.max_minutes is not None and main and time.time() - t0 + elapsed0 >= 60 * tc.max_minutes:
+            acc.set_trigger()
+        if tc.max_minutes is not None and acc.check_trigger():
+            stopped = True
+        end_epoch = st["step"] % epoch_steps == 0 or st["step"] == tc.max_steps
+        if not (end_epoch or stopped):
+            continue
+        # bookkeeping of the epoch so far (kept in the checkpoint, so a resumed epoch reports all its steps)
+        sums = acc.reduce(loss_acc, "sum")
+        st["loss_sum"] += float(sums[0])
+        st["loss_n"] += int(sums[1])
+        loss_acc.zero_()
+        st["elapsed_s"] = elapsed0 + time.time() - t0
+        if end_epoch:
+            st["epoch"] += 1
+            train_time = time.time() - t_epoch
+            val = validate() if len(val_idx) else float("nan")
+            sched.observe(val)
+            st["val_loss"] = val
+            if log is not None:
+                log.append(step=st["step"], epoch=st["epoch"], train_loss=st["loss_sum"] / max(1, st["loss_n"]),
+                           val_loss=val, lr=opt.param_groups[0]["lr"], windows_per_s=windows / train_time,
+                           elapsed_s=st["elapsed_s"])
+                bar.write(f"epoch {st['epoch']} step {st['step']}: train {st['loss_sum'] / max(1, st['loss_n']):.4f} "
+                          f"val {val:.4f} lr {opt.param_groups[0]['lr']:.2e} {windows / train_time:.1f} windows/s")
+            if plot_fn is not None and tc.plot_every and st["epoch"] % tc.plot_every == 0 and main:
+                plot(st["epoch"])
+            st["loss_sum"], st["loss_n"] = 0.0, 0
+        last_ckpt = save()
+        t_epoch, windows = time.time(), 0
+        if stopped:
+            break
+    bar.close()
+    return TrainResult(st["step"], model_file, last_ckpt, float(st["val_loss"] or float("nan")),
+                       stopped and st["step"] < tc.max_steps, main)
+
+
+class _Endless:
+    """The DataLoader's sampler: this process's index lists from micro-batch `start` on (see data_order)."""
+
+    def __init__(self, order: WindowOrder, start: int) -> None:
+        self.order, self.start = order, start
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return self.order.batches(self.start)

@@ -1,0 +1,75 @@
+"""A PNG of synthetic windows beside real ones (epoch plots in training, `generate.py --plot`).
+
+Entry points hand `save_compare_png` to the training loop (diffusion/ may not import evaluation/,
+DESIGN.md section 1). Drawing is `evaluation.plots.plot_windows` (clinical style from the units); the
+file is written under a temporary name and renamed.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from dataloader.atomic import atomic_path
+
+from .plots import figure_size, plot_windows
+
+
+def save_compare_png(path: str | os.PathLike, synthetic: np.ndarray, fs: float, channels: Sequence[Any],
+                     real: Optional[np.ndarray] = None, synthetic_titles: Optional[Sequence[str]] = None,
+                     real_titles: Optional[Sequence[str]] = None, title: str = "") -> Path:
+    """Draw `synthetic` (M, C, L) beside `real` (N, C, L) (both physical units) into `path` (PNG).
+
+    Without `real` only the synthetic column is drawn. Returns the path.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    syn = np.asarray(synthetic, dtype=np.float64)
+    length_s = syn.shape[-1] / float(fs)
+    rows = max(len(syn), 0 if real is None else len(real))
+    fig = Figure(figsize=figure_size(rows, channels, length_s, n_cols=1 if real is None else 2), dpi=90)
+    FigureCanvasAgg(fig)
+    if real is None:
+        plot_windows(fig, syn, fs, channels, titles=synthetic_titles)
+    else:
+        plot_windows(fig, real, fs, channels, titles=real_titles, compare=syn, compare_titles=synthetic_titles)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    with atomic_path(path, "plot") as tmp:
+        fig.savefig(tmp, format="png")
+    return Path(path)
+
+
+def plot_generated(h5_path: str | os.PathLike, real: Any, out_png: str | os.PathLike, n: int = 6,
+                   seed: int = 0) -> Path:
+    """The first `n` windows of a generated file beside real windows with the same labels.
+
+    `real`: a WindowDataset (its split's windows; the test split keeps the comparison honest). For each
+    generated window a real one with the same label row is picked (seeded); if none has it, any window.
+    The folder of `out_png` is created if its parent exists.
+    """
+    from dataloader.class_csv import label_text
+    from dataloader.synthetic import read_synthetic
+
+    syn, labels, attrs = read_synthetic(h5_path)
+    syn, labels = syn[:n], labels[:n]
+    rng = np.random.default_rng(seed)
+    real_labels = np.asarray(real.labels)
+    picks = []
+    for row in labels:
+        same = np.flatnonzero((real_labels == row).all(axis=1)) if len(real_labels) else np.zeros(0, int)
+        pool = same if len(same) else np.arange(len(real_labels))
+        if len(pool):
+            picks.append(int(rng.choice(pool)))
+    spec = attrs.get("label_spec", [])
+    titles = [label_text(row, [s["name"] for s in spec], [s["classes"] for s in spec]) for row in labels.tolist()]
+    real_x = real.to_physical(real.get_batch(picks)[0]) if picks else None
+    Path(out_png).parent.mkdir(exist_ok=True)
+    return save_compare_png(out_png, syn, float(attrs["fs"]), attrs["channels"], real=real_x,
+                            synthetic_titles=titles, real_titles=titles if picks else None,
+                            title=f"{Path(h5_path).name}: {attrs['sampler']} {attrs['steps']} steps, "
+                                  f"guidance {attrs['guidance_scale']:g}, seed {attrs['seed']} "
+                                  f"(right) beside real {getattr(real, 'split', '')} windows (left)")

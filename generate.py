@@ -1,0 +1,139 @@
+"""Generate labelled synthetic windows with a trained model and write them to HDF5.
+
+    python generate.py --config configs/ctg/sampling-diffusion.yaml --samples 1000 --out synthetic.h5
+    python generate.py --config ... --samples configs/ctg/demo-classes.csv --out syn.h5 --plot plots/
+
+--samples N draws the labels from the training windows' label distribution (stored in the model file);
+--samples FILE.csv asks for classes: label columns by name (class names or codes) and a last `count`
+column, e.g. `pH,delivery,count` / `pH<7.05,caesarean,8`; label columns it leaves out are drawn like the
+training windows that match the given ones.
+
+The output (HDF5, PyTables): /samples (N, C, L) float32 in physical units, /labels (N, n_labels) codes,
+/samples_scaled with --scaled, and attributes (fs, channels, label spec, sampler, steps, guidance, seed,
+model sha256, version, time). It is written in batches under a hidden name beside --out; rerunning an
+interrupted command continues it; the finished file is renamed into place.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+import argparse
+from typing import Sequence
+
+from dataloader.atomic import check_out_dir
+from dataloader.cli import add_config_args, make_parser, run_main, set_threads
+from dataloader.config import load_config
+from dataloader.errors import UserError
+
+
+def _parser():  # type: ignore[no-untyped-def]
+    from diffusion.samplers import list_samplers
+
+    doc = __doc__.split("\n\n")
+    p = make_parser("generate.py", "\n\n".join(doc[:3]), epilog=doc[3] + "\n\nsamplers: " + ", ".join(list_samplers()))
+    # every help text below says its default itself (most come from the config), so argparse's "(default: None)"
+    # would only mislead
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    add_config_args(p)
+    p.add_argument("--checkpoint", metavar="FILE", default=None,
+                   help="model file (default: <train.out_dir>/model.safetensors)")
+    p.add_argument("--samples", required=True, metavar="N|FILE.csv",
+                   help="number of windows (labels like the training data) or a class CSV with a count column")
+    p.add_argument("--out", required=True, metavar="FILE.h5", help="output HDF5 file (its folder must exist)")
+    p.add_argument("--sampler", default=None, metavar="NAME",
+                   help="sampler (default: sample.sampler); one of: " + ", ".join(list_samplers()))
+    p.add_argument("--steps", type=int, default=None, metavar="N", help="sampler steps (default: sample.steps)")
+    p.add_argument("--guidance_scale", type=float, default=None, metavar="W",
+                   help="classifier-free guidance w, 1 = none (default: sample.guidance_scale)")
+    p.add_argument("--eta", type=float, default=None, help="sampler stochasticity (default: sample.eta)")
+    p.add_argument("--seed", type=int, default=None, help="seed: window i depends on (seed, i) only "
+                                                          "(default: sample.seed)")
+    p.add_argument("--batch_size", type=int, default=None, metavar="B",
+                   help="windows per network call; does not change the result (default: sample.batch_size)")
+    p.add_argument("--scaled", action="store_true", help="also write /samples_scaled in [-1, 1]")
+    p.add_argument("--plot", metavar="DIR", default=None,
+                   help="also draw generated windows beside real test windows of the same labels into "
+                        "DIR/generated.png (needs data.prepared)")
+    p.add_argument("--export", choices=("wfdb", "csv"), default=None,
+                   help="also export every window to <out without .h5>-<format>/ (see python -m tools.export)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    return p
+
+
+def _sample_args(cfg, a):  # type: ignore[no-untyped-def]
+    from dataloader.config.model_schema import SampleConfig
+    from diffusion.generation import SampleArgs
+    from diffusion.samplers import list_samplers
+
+    s = cfg.get("sample") or SampleConfig()
+    args = SampleArgs(sampler=a.sampler or s.sampler, steps=s.steps if a.steps is None else a.steps,
+                      guidance_scale=s.guidance_scale if a.guidance_scale is None else a.guidance_scale,
+                      seed=s.seed if a.seed is None else a.seed,
+                      batch_size=s.batch_size if a.batch_size is None else a.batch_size,
+                      eta=s.eta if a.eta is None else a.eta, sigmas=s.sigmas, quantize=s.quantize)
+    if args.sampler not in list_samplers():
+        raise UserError("--sampler", f"unknown sampler {args.sampler!r} (expected one of: {', '.join(list_samplers())})")
+    for name, v, lo in (("--steps", args.steps, 1), ("--batch_size", args.batch_size, 1), ("--seed", args.seed, 0)):
+        if v < lo:
+            raise UserError(name, f"must be >= {lo} (got {v})")
+    if args.guidance_scale < 0 or (args.eta is not None and args.eta < 0):
+        raise UserError("--guidance_scale" if args.guidance_scale < 0 else "--eta", "must be >= 0")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    a = _parser().parse_intermixed_args(argv)  # overrides may come before or after options
+    cfg = load_config(a.config, a.overrides)
+    args = _sample_args(cfg, a)
+    out = check_out_dir(a.out, "--out")
+    if out.suffix not in (".h5", ".hdf5"):
+        raise UserError("--out", f"expected a .h5 file name (got {a.out!r})")
+    if a.plot is not None:
+        check_out_dir(a.plot, "--plot")
+    ckpt = a.checkpoint
+    if ckpt is None:
+        if cfg.get("train") is None:
+            raise UserError("--checkpoint", "give the model file (the config has no train.out_dir)")
+        ckpt = str(Path(cfg.train.out_dir) / "model.safetensors")
+    from diffusion.checkpoint import check_against_config, read_model_meta
+    from diffusion.generation import generate_file, plan_labels
+
+    meta = read_model_meta(ckpt)
+    check_against_config(meta.data, cfg, ckpt)
+    labels = plan_labels(a.samples, meta, args.seed)
+    real = None
+    if a.plot is not None:
+        from dataloader.dataset import WindowDataset
+
+        real = WindowDataset(cfg.data.prepared, "test")  # fails early (UserError) if there is no prepared file
+    if a.dry_run:
+        print(cfg.yaml(), end="")
+        print(f"# would write {len(labels)} windows to {out} with {args}")
+        return 0
+
+    from accelerate import PartialState
+
+    from diffusion.checkpoint import load_model_file
+
+    set_threads(a.threads)
+    device = PartialState().device
+    model, meta = load_model_file(ckpt, cfg, device)
+    path = generate_file(model, meta, labels, args, out, config_text=cfg.yaml(), scaled=a.scaled, device=device,
+                         progress=sys.stderr.isatty())
+    print(f"wrote {len(labels)} windows to {path}")
+    if real is not None:
+        from evaluation.sample_grid import plot_generated
+
+        png = plot_generated(path, real, Path(a.plot) / "generated.png", seed=args.seed)
+        print(f"plot: {png}")
+    if a.export:
+        from tools.export import export
+
+        folder = out.with_name(f"{out.stem}-{a.export}")
+        files = export(path, a.export, folder)
+        print(f"exported {len(files)} files to {folder}")
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)

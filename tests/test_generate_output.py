@@ -1,0 +1,134 @@
+"""generate.py output: appendable after an interruption (identical to an uninterrupted run), labels like the
+training windows for `--samples N`, class CSVs, the inference-file round trip, plots and export."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from dataloader.class_csv import labels_like_training
+from dataloader.cli import run_main
+from dataloader.dataset import WindowDataset
+from dataloader.synthetic import partial_path, read_synthetic
+from diffusion.checkpoint import load_model_file, read_model_meta
+from diffusion.generation import SampleArgs, generate_file, plan_labels
+from generate import main
+from tests.tiny_run import make_tiny_project, run_train, tiny_config
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    cfg_path = make_tiny_project(tmp_path_factory.mktemp("genout"))
+    run_train(tiny_config(cfg_path, "train.max_steps=4"))
+    return cfg_path
+
+
+def _generate(*args: object) -> None:
+    with pytest.raises(SystemExit) as e:
+        run_main(main, [str(a) for a in args])
+    assert e.value.code == 0
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_interrupted_generation_continues_identically(trained: Path, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture) -> None:
+    model_file = trained.parent / "run" / "model.safetensors"
+    whole = tmp_path / "whole.h5"
+    _generate("--config", trained, "--samples", 10, "--out", whole, "--batch_size", 4, "--seed", 3, "--scaled")
+    # the same command, interrupted after its first batch (3 windows: another batch size on purpose)
+    cut = tmp_path / "cut.h5"
+    cfg = tiny_config(trained)
+    model, meta = load_model_file(model_file, cfg)
+    labels = plan_labels("10", meta, 3)
+    args = SampleArgs(sampler="ddim", steps=4, guidance_scale=1.0, seed=3, batch_size=3, sigmas="karras")
+
+    def stop(done: int, total: int) -> None:
+        raise _Stop
+
+    with pytest.raises(_Stop):
+        generate_file(model, meta, labels, args, cut, config_text=cfg.yaml(), scaled=True, on_batch=stop,
+                      progress=False)
+    assert not cut.exists() and partial_path(cut).exists()
+    capsys.readouterr()
+    _generate("--config", trained, "--samples", 10, "--out", cut, "--batch_size", 4, "--seed", 3, "--scaled")
+    assert "3 of 10 samples already written" in capsys.readouterr().err
+    assert not partial_path(cut).exists()
+    a, la, attrs_a = read_synthetic(whole)
+    b, lb, attrs_b = read_synthetic(cut)
+    assert np.array_equal(a, b) and np.array_equal(la, lb)
+    assert np.array_equal(read_synthetic(whole, scaled=True)[0], read_synthetic(cut, scaled=True)[0])
+    for k in ("sampler", "steps", "guidance_scale", "seed", "model_sha256", "fs", "channels", "label_spec"):
+        assert attrs_a[k] == attrs_b[k]
+    assert attrs_a["model_sha256"] == read_model_meta(model_file).sha256
+    assert a.shape == (10, 2, 32) and np.isfinite(a).all()
+    # physical units: channel B lives in [0, 10]
+    assert a[:, 1].min() >= 0 and a[:, 1].max() <= 10
+
+
+def test_other_arguments_discard_a_partial_file(trained: Path, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "s.h5"
+    cfg = tiny_config(trained)
+    model, meta = load_model_file(trained.parent / "run" / "model.safetensors", cfg)
+    args = SampleArgs(sampler="ddim", steps=4, guidance_scale=1.0, seed=0, batch_size=2)
+
+    def stop(done: int, total: int) -> None:
+        raise _Stop
+
+    with pytest.raises(_Stop):
+        generate_file(model, meta, plan_labels("4", meta, 0), args, out, config_text="", on_batch=stop, progress=False)
+    _generate("--config", trained, "--samples", 4, "--out", out, "--seed", 1)
+    assert "discarding unfinished" in capsys.readouterr().err
+    assert read_synthetic(out)[0].shape[0] == 4
+
+
+def test_samples_n_follows_training_labels(trained: Path) -> None:
+    meta = read_model_meta(trained.parent / "run" / "model.safetensors")
+    train_labels = WindowDataset(tiny_config(trained).data.prepared, "train").labels
+    drawn = plan_labels("4000", meta, 0)
+    for j in range(train_labels.shape[1]):
+        for c in range(len(meta.data.class_names[j])):
+            assert abs((drawn[:, j] == c).mean() - (train_labels[:, j] == c).mean()) < 0.03
+    # the joint distribution too: only label rows that occur in training, in their proportions
+    rows, counts = np.unique(train_labels, axis=0, return_counts=True)
+    for r, n in zip(rows, counts):
+        assert abs((drawn == r).all(axis=1).mean() - n / len(train_labels)) < 0.03
+    assert np.array_equal(drawn, plan_labels("4000", meta, 0))  # seeded
+    assert np.array_equal(labels_like_training(5, np.array([[1, 0, 7]]), 2, 0), np.tile([1, 0], (5, 1)))
+
+
+def test_class_csv_and_plot_and_export(trained: Path, tmp_path: Path) -> None:
+    (tmp_path / "classes.csv").write_text("score,grp,count\nhigh,a,3\n0,1,2\n")
+    out = tmp_path / "c.h5"
+    _generate("--config", trained, "--samples", tmp_path / "classes.csv", "--out", out, "--plot", tmp_path / "plots",
+              "--export", "csv")
+    _, labels, attrs = read_synthetic(out)
+    assert labels.tolist() == [[0, 1]] * 3 + [[1, 0]] * 2  # (grp, score) codes in the model's column order
+    assert [s["name"] for s in attrs["label_spec"]] == ["grp", "score"]
+    assert (tmp_path / "plots" / "generated.png").stat().st_size > 1000
+    assert len(list((tmp_path / "c-csv").glob("syn_*.csv"))) == 5
+
+
+def test_inference_file_round_trip(trained: Path) -> None:
+    cfg = tiny_config(trained)
+    path = trained.parent / "run" / "model.safetensors"
+    model, meta = load_model_file(path, cfg)
+    ds = WindowDataset(cfg.data.prepared, "train")
+    assert meta.step == 4 and meta.data.window_len == ds.window_len and meta.data.fs == ds.fs
+    assert meta.data.channels == ds.channels and meta.data.class_names == ds.class_names
+    assert meta.data.label_names == ds.label_names
+    assert meta.config.model == cfg.model
+    # the file holds the EMA weights of the last checkpoint
+    from safetensors.torch import load_file
+
+    ema = load_file(trained.parent / "run" / "checkpoints" / "step-0000004" / "trainer_state.safetensors")
+    sd = model.state_dict()
+    for k, v in ema.items():
+        assert torch.equal(sd[k[len("ema.shadow."):]], v), k
+    x = model.sample(2, torch.zeros(2, 2, dtype=torch.long), sampler="ddim", steps=2, seed=0)
+    assert x.shape == (2, 2, 32)

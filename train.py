@@ -1,0 +1,51 @@
+"""Train a diffusion model on a prepared data file.
+
+    python train.py --config configs/ctg/diffusion-identity.yaml [key=value ...] [--resume latest|DIR] [--dry-run]
+    accelerate launch [--multi_gpu --num_processes N] [--mixed_precision bf16] train.py --config ...
+    torchrun --nproc_per_node 2 train.py --config ...    (data parallel on CPU too: DDP over gloo)
+
+Writes into train.out_dir: config.yaml (the resolved config), log.csv (one row per epoch), plots/ (EMA
+samples beside real validation windows each epoch), checkpoints/step-XXXXXXX/ (resumable: model, EMA,
+optimizer, LR schedule, RNG and data position) and model.safetensors (EMA weights + config + data
+description; what generate.py reads). Prepare the data first: python -m tools.prepare_data --config ...
+"""
+from __future__ import annotations
+
+import argparse
+from typing import Sequence
+
+from dataloader.cli import add_config_args, make_parser, run_main
+from dataloader.config import load_config
+from dataloader.errors import UserError
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    doc = __doc__.split("\n\n")
+    p = make_parser("train.py", doc[0] + "\n\n" + doc[1], epilog="\n\n".join(doc[2:]))
+    # every help text below says its default itself (most come from the config), so argparse's "(default: None)"
+    # would only mislead
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    add_config_args(p)
+    p.add_argument("--resume", metavar="latest|DIR", default=None,
+                   help="continue a run: 'latest' = newest checkpoint in <train.out_dir>/checkpoints, or a "
+                        "checkpoint folder; the result is identical to an uninterrupted run")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (log lines only)")
+    a = p.parse_intermixed_args(argv)  # overrides may come before or after options
+    cfg = load_config(a.config, a.overrides)
+    if cfg.get("train") is None or cfg.get("model") is None:
+        raise UserError(a.config, "training needs the `model` and `train` sections (see README, Config reference)")
+    if a.dry_run:
+        print(cfg.yaml(), end="")
+        return 0
+    from diffusion.train_loop import train
+    from evaluation.sample_grid import save_compare_png
+
+    result = train(cfg, resume=a.resume, plot_fn=save_compare_png, progress=not a.no_progress)
+    if result.is_main:
+        print(f"step {result.step}: model {result.model_file}, checkpoint {result.checkpoint}"
+              + (" (stopped early; continue with --resume latest)" if result.stopped_early else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)
