@@ -85,8 +85,10 @@ def _disc_runs(run_ids: list[int], xr: np.ndarray, xs: np.ndarray, n: int, itera
     tr_r, tr_s, te_r, te_s = [], [], [], []
     for rng in rngs:
         pr, ps = rng.choice(len(xr), n, replace=False), rng.choice(len(xs), n, replace=False)
-        tr_r.append(pr[:n_train]); te_r.append(pr[n_train:])
-        tr_s.append(ps[:n_train]); te_s.append(ps[n_train:])
+        tr_r.append(pr[:n_train])
+        te_r.append(pr[n_train:])
+        tr_s.append(ps[:n_train])
+        te_s.append(ps[n_train:])
     tr_r, tr_s, te_r, te_s = map(np.asarray, (tr_r, tr_s, te_r, te_s))
     net, opt = BatchedGRU(p), Adam(p, lr=lr)
     bt = min(batch, n_train)

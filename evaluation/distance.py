@@ -39,7 +39,9 @@ def dtw_nn(query: np.ndarray, reference: np.ndarray, *, window: float | None = 0
     - workers: split the query windows over that many processes (the result does not depend on it).
     The search is exact: candidates are visited in order of the LB_Keogh lower bound (Keogh & Ratanamahatana
     2005, summed over channels for DTW_D), stopping once the bound exceeds the best distance so far, and each
-    DTW is abandoned early past that distance (dtaidistance `max_dist`).
+    DTW is abandoned early past that distance (dtaidistance `max_dist`). How much that saves depends on the data:
+    on CTG-like windows (2 x 2048 at 1 Hz, block 8) nearest and typical distances are close, ~1500 of 2000
+    candidates still need a DTW, ~80 ms of CPU per query; use `workers` for large sets.
     Returns {"distances" (Nq,), "index" (Nq,) into reference, "mean", "median", "block", "band" (samples),
     "length" (L'), "dtw_computed" (how many full DTWs were needed)}.
     """

@@ -13,7 +13,6 @@ import json
 import os
 from typing import Any
 
-import torch
 from torch import nn
 
 from dataloader.atomic import atomic_path

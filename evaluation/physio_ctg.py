@@ -165,7 +165,6 @@ def ctg_window_features(fhr: np.ndarray, uc: np.ndarray | None, fs: float, *, ac
     for a, b in acc:
         in_acc[a:b] = True
     ep_dec = np.bincount(ep, weights=in_dec, minlength=n_ep) > 0
-    ep_acc = np.bincount(ep, weights=in_acc, minlength=n_ep) > 0
 
     # STV: mean |difference| of consecutive epoch pulse intervals, outside decelerations
     pi = np.where(ep_dec, np.nan, ep_pi)
