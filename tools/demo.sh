@@ -11,11 +11,11 @@ cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 CFG=configs/ctg/sampling-diffusion.yaml
 OUT=${DEMO_OUT:-runs/demo}
-# max_steps: measured on a 2-core Xeon (bench/results/train_sample_speed.md): the tiny model trains ~16-window
-# batches of the 1024-sample latent at ~2 steps/s, so 900 steps fit in ~8 minutes with the epoch checks;
-# train.max_minutes=8 stops it (with a checkpoint and the model file) on a slower machine
-TRAIN=(model.size=tiny "train.out_dir=$OUT" train.max_steps=900 train.max_minutes=8 train.batch_size=16
-       train.lr=0.001 train.warmup_steps=50 train.lr_min=0.0001 train.ema_decay=0.995 train.epoch_steps=150
+# max_steps by measurement (bench/results/train_sample_speed.md, 2-core Xeon): a tiny-model step on 16 windows of
+# the 1024-sample latent takes ~0.08 s, so 2400 steps of 32 windows take ~6-7 minutes with the epoch checks;
+# train.max_minutes=8 stops the run (checkpoint + model file) on a slower or busier machine
+TRAIN=(model.size=tiny "train.out_dir=$OUT" train.max_steps=2400 train.max_minutes=8 train.batch_size=32
+       train.lr=0.001 train.warmup_steps=100 train.lr_min=0.0001 train.ema_decay=0.995 train.epoch_steps=300
        train.val_batches=4 train.threads=2)
 
 echo "== 1/4 prepare data ($CFG)"

@@ -58,6 +58,8 @@ class TrainConfig:
             raise UserError(f"{where}.betas", f"each beta must be in [0, 1) (got {list(self.betas)})")
         if self.lr_min > self.lr:
             raise UserError(f"{where}.lr_min", f"must be <= lr ({self.lr:g}) (got {self.lr_min:g})")
+        if self.lr_schedule == "plateau" and self.val_batches == 0:
+            raise UserError(f"{where}.lr_schedule", "plateau follows the validation loss: set val_batches > 0")
         if not self.out_dir:
             raise UserError(f"{where}.out_dir", "must name a folder")
 
