@@ -100,7 +100,24 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     meta = read_model_meta(ckpt)
     check_against_config(meta.data, cfg, ckpt)
-    labels = plan_labels(a.samples, meta, args.seed)
+    sr_file = None
+    if cfg.get("sr") is not None:  # coarse model + latent super-resolution (diffusion/superres.py)
+        from diffusion.superres import check_sr_file
+
+        sr_file = check_sr_file(cfg, meta)
+    baseline = meta.config.model.type != "diffusion"
+    if baseline:  # a GAN / VAE baseline: no sampler; unconditional ones take no classes (baselines/generation.py)
+        from baselines.generation import baseline_sample_args, plan_baseline_labels
+
+        labels, note = plan_baseline_labels(a.samples, meta, args.seed)
+        if any(v is not None for v in (a.sampler, a.steps, a.guidance_scale, a.eta)):
+            print(f"note: {meta.config.model.type} has no sampler: --sampler, --steps, --guidance_scale and --eta "
+                  "are ignored", file=sys.stderr)
+        args = baseline_sample_args(meta, args.seed, args.batch_size)
+        if note:
+            print(note, file=sys.stderr)
+    else:
+        labels = plan_labels(a.samples, meta, args.seed)
     real = None
     if a.plot is not None:
         from dataloader.dataset import WindowDataset
@@ -117,7 +134,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     set_threads(a.threads)
     device = PartialState().device
-    model, meta = load_model_file(ckpt, cfg, device)
+    if baseline:
+        from baselines.generation import load_baseline_file
+
+        model, meta = load_baseline_file(ckpt, cfg, device)
+    elif sr_file is not None:  # both stages per batch: coarse windows, then their full-rate refinement
+        from diffusion.superres import load_sr_pipeline
+
+        model, meta = load_sr_pipeline(ckpt, sr_file, cfg, device)
+    else:
+        model, meta = load_model_file(ckpt, cfg, device)
     path = generate_file(model, meta, labels, args, out, config_text=cfg.yaml(), scaled=a.scaled, device=device,
                          progress=sys.stderr.isatty())
     print(f"wrote {len(labels)} windows to {path}")

@@ -1,4 +1,4 @@
-"""Train a diffusion model on a prepared data file.
+"""Train a diffusion model (or a GAN / VAE baseline: model.type, see baselines/) on a prepared data file.
 
     python train.py --config configs/ctg/diffusion-identity.yaml [key=value ...] [--resume latest|DIR] [--dry-run]
     accelerate launch [--multi_gpu --num_processes N] [--mixed_precision bf16] train.py --config ...
@@ -30,6 +30,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="continue a run: 'latest' = newest checkpoint in <train.out_dir>/checkpoints, or a "
                         "checkpoint folder; the result is identical to an uninterrupted run")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (log lines only)")
+    p.add_argument("--stage", default="all", choices=("first_stage", "diffusion", "sr", "all"),
+                   help="what to train: the learned first stage(s), the diffusion model, the super-resolution "
+                        "model, or all the config needs in that order (default: all)")
+    p.add_argument("--retrain", action="store_true",
+                   help="train a stage again even if its trained file exists (removes its checkpoints and file "
+                        "first); without it such a stage is skipped")
     a = p.parse_intermixed_args(argv)  # overrides may come before or after options
     cfg = load_config(a.config, a.overrides)
     if cfg.get("train") is None or cfg.get("model") is None:
@@ -37,7 +43,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if a.dry_run:
         print(cfg.yaml(), end="")
         return 0
-    from diffusion.train_loop import train
+    if cfg.model.type in ("diffusion", "autoencoder"):
+        # learned first stage(s), diffusion, super-resolution: each stage in order (diffusion/stages.py)
+        from diffusion.stages import run_stages
+        from evaluation.recon_plot import save_recon_png
+        from evaluation.sample_grid import save_compare_png
+
+        for result in run_stages(cfg, a.stage, retrain=a.retrain, resume=a.resume, progress=not a.no_progress,
+                                 plot_fns={"first_stage": save_recon_png, "diffusion": save_compare_png}):
+            if result is not None and result.is_main:
+                print(f"step {result.step}: model {result.model_file}, checkpoint {result.checkpoint}"
+                      + (" (stopped early; continue with --resume latest)" if result.stopped_early else ""))
+        return 0
+    else:  # a GAN / VAE baseline: same data, outputs and resume, its own update rule
+        from baselines.train_loop import train
     from evaluation.sample_grid import save_compare_png
 
     result = train(cfg, resume=a.resume, plot_fn=save_compare_png, progress=not a.no_progress)

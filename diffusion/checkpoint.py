@@ -19,7 +19,7 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -99,10 +99,11 @@ def file_sha256(path: str | os.PathLike) -> str:
 
 
 def save_model_file(path: str | os.PathLike, weights: dict[str, torch.Tensor], config_text: str,
-                    data: DataSpec, step: int) -> None:
-    """Write the inference file atomically (temporary name in the same folder, then rename)."""
+                    data: DataSpec, step: int, extra: Optional[dict[str, str]] = None) -> None:
+    """Write the inference file atomically (temporary name in the same folder, then rename). `extra`: more
+    metadata entries (a DP run adds "dp": JSON of the spent epsilon, delta, unit, noise; diffusion/dp.py)."""
     meta = {"format": FORMAT, "config": config_text, "data": data.to_json(), "step": str(step),
-            "package_version": package_version()}
+            "package_version": package_version(), **(extra or {})}
     tensors = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in weights.items()}
     with atomic_path(path, "train.out_dir") as tmp:
         save_file(tensors, str(tmp), metadata=meta)
@@ -151,19 +152,21 @@ def check_against_config(data: DataSpec, cfg: Config, path: str) -> None:
 
 
 def load_model_file(path: str | os.PathLike, cfg: Optional[Config] = None,
-                    device: str | torch.device = "cpu") -> tuple[torch.nn.Module, ModelMeta]:
+                    device: str | torch.device = "cpu",
+                    build: Optional[Callable[[ModelMeta], torch.nn.Module]] = None) -> tuple[torch.nn.Module, ModelMeta]:
     """Rebuild the model from the file's stored config and load its (EMA) weights.
 
-    `cfg`: the user's config, checked against the file (channels, window length, rate). Returns the model
-    in eval mode on `device` and its metadata.
+    `cfg`: the user's config, checked against the file (channels, window length, rate). `build`: makes the
+    untrained model from the metadata (default: the diffusion model; baselines pass theirs). Returns the
+    model in eval mode on `device` and its metadata.
     """
     from .model import build_diffusion
 
     meta = read_model_meta(path)
     if cfg is not None:
         check_against_config(meta.data, cfg, str(path))
-    model = build_diffusion(meta.config.model, len(meta.data.channels), meta.data.window_len,
-                            meta.data.label_classes)
+    model = build(meta) if build is not None else build_diffusion(
+        meta.config.model, len(meta.data.channels), meta.data.window_len, meta.data.label_classes)
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
             weights = {k: f.get_tensor(k) for k in f.keys()}

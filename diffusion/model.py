@@ -30,9 +30,9 @@ from .unet1d import UNet1D
 
 
 def required_multiple(model_cfg: Any) -> int:
-    """Window lengths the model accepts are multiples of this: first-stage factor x 2**(UNet levels - 1)."""
-    factor = model_cfg.first_stage.factor if model_cfg.first_stage.type == "sampling" else 1
-    return factor * 2 ** (len(model_cfg.resolved_unet().channel_mult) - 1)
+    """Window lengths the model accepts are multiples of this: first-stage factor x 2**(UNet levels - 1)
+    (every first stage's time compression is its `factor`; identity has 1)."""
+    return model_cfg.first_stage.factor * 2 ** (len(model_cfg.resolved_unet().channel_mult) - 1)
 
 
 class DiffusionModel(nn.Module):
@@ -88,9 +88,8 @@ class DiffusionModel(nn.Module):
 
     # ---- first stage -------------------------------------------------------------------------------------
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C, L) signal in [-1, 1] -> (B, C', L') latent (no gradient into fixed first stages)."""
-        if self.first_stage.trainable:
-            return self.first_stage.encode(x)
+        """(B, C, L) signal in [-1, 1] -> (B, C', L') latent. No gradient: the first stage is fixed while the
+        diffusion trains (learned ones are trained before, by `train.py --stage first_stage`)."""
         with torch.no_grad():
             return self.first_stage.encode(x)
 
@@ -145,6 +144,11 @@ class DiffusionModel(nn.Module):
         return per_sample.mean()
 
     # ---- sampling ----------------------------------------------------------------------------------------
+    def plot_inputs(self, real: torch.Tensor) -> dict[str, Any]:
+        """Extra `sample` arguments for epoch plots beside the real windows `real` (B, C, L): none here; a
+        model conditioned on a signal (diffusion/superres.py) takes it from the real windows."""
+        return {}
+
     def denoiser(self, x: torch.Tensor, sigma: torch.Tensor, labels: Optional[torch.Tensor] = None,
                  guidance_scale: float = 1.0, quantize: bool = False) -> torch.Tensor:
         """Latent-space denoiser D(x (B, C', L'), sigma (B,), labels (B, n)) -> x0_hat (B, C', L'), guided

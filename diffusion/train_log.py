@@ -20,11 +20,13 @@ COLUMNS = ("step", "epoch", "train_loss", "val_loss", "lr", "windows_per_s", "el
 class TrainLog:
     """Append rows to `path` (main process only)."""
 
-    def __init__(self, path: str | Path, resume_step: Optional[int] = None) -> None:
+    def __init__(self, path: str | Path, resume_step: Optional[int] = None,
+                 columns: tuple[str, ...] = COLUMNS) -> None:
         self.path = Path(path)
+        self.columns = tuple(columns)  # the first-stage loop logs other columns (reconstruction error per channel)
         if resume_step is None or not self.path.is_file():
             with atomic_path(self.path, "train.out_dir") as tmp:
-                tmp.write_text(",".join(COLUMNS) + "\n")
+                tmp.write_text(",".join(self.columns) + "\n")
         else:
             self._truncate_after(resume_step)
 
@@ -34,7 +36,7 @@ class TrainLog:
         keep = [r for r in rows[1:] if r and r[0].isdigit() and int(r[0]) <= step]
         with atomic_path(self.path, "train.out_dir") as tmp, open(tmp, "w", newline="") as f:
             w = csv.writer(f)
-            w.writerow(COLUMNS)
+            w.writerow(self.columns)
             w.writerows(keep)
 
     def append(self, **row: Any) -> None:
@@ -45,7 +47,7 @@ class TrainLog:
             return f"{v:.6g}" if isinstance(v, float) else str(v)
 
         with open(self.path, "a", newline="") as f:
-            csv.writer(f).writerow([fmt(row.get(c)) for c in COLUMNS])
+            csv.writer(f).writerow([fmt(row.get(c)) for c in self.columns])
             f.flush()
             os.fsync(f.fileno())
 

@@ -36,6 +36,8 @@ from dataloader.config import Config
 from dataloader.config.typed import to_dict
 from dataloader.dataset import WindowDataset
 from dataloader.errors import UserError
+from dataloader.subset import patient_subset, window_patient_numbers
+from first_stage import load_trained_first_stages
 
 from .checkpoint import DataSpec, save_model_file
 from .data_order import WindowOrder
@@ -95,14 +97,14 @@ def ema_weights(model: torch.nn.Module, ema: Any) -> Iterator[None]:
         model.load_state_dict(backup)
 
 
-def _threads(n: Optional[int], local_world: int) -> int:
+def train_threads(n: Optional[int], local_world: int) -> int:
     """torch threads of this process: train.threads, else OMP_NUM_THREADS, else cores / local processes."""
     if n is None and not os.environ.get("OMP_NUM_THREADS"):
         n = max(1, len(os.sched_getaffinity(0)) // max(1, local_world))
     return set_threads(n)
 
 
-def _epoch_steps(cfg: Config, n_train: int, world: int) -> int:
+def epoch_steps_for(cfg: Config, n_train: int, world: int) -> int:
     tc = cfg.train
     if tc.epoch_steps:
         return tc.epoch_steps
@@ -110,7 +112,7 @@ def _epoch_steps(cfg: Config, n_train: int, world: int) -> int:
     return max(1, min(one_pass, 2000, math.ceil(tc.max_steps / 10)))
 
 
-def _check_data(ds: WindowDataset, cfg: Config) -> None:
+def check_data(ds: WindowDataset, cfg: Config) -> None:
     names = [c.name for c in cfg.data.channels]
     have = [str(c["name"]) for c in ds.channels]
     if names != have:
@@ -118,7 +120,7 @@ def _check_data(ds: WindowDataset, cfg: Config) -> None:
                                            "prepare the data again with this config")
 
 
-def _data_spec(ds: WindowDataset, manifest_sha256: str) -> DataSpec:
+def data_spec(ds: WindowDataset, manifest_sha256: str) -> DataSpec:
     return DataSpec(channels=[{"name": c["name"], "unit": c.get("unit", ""), "range": list(c["range"])}
                               for c in ds.channels],
                     fs=float(ds.fs), window_len=int(ds.window_len), label_names=list(ds.label_names),
@@ -126,7 +128,7 @@ def _data_spec(ds: WindowDataset, manifest_sha256: str) -> DataSpec:
                     label_counts=count_label_rows(ds.labels).tolist(), manifest_sha256=manifest_sha256)
 
 
-def _label_titles(y: torch.Tensor, spec: DataSpec) -> list[str]:
+def label_titles(y: torch.Tensor, spec: DataSpec) -> list[str]:
     return [label_text(row, spec.label_names, spec.class_names) for row in y.tolist()]
 
 
@@ -137,6 +139,8 @@ def train(cfg: Config, *,
           progress: bool = True,                 # tqdm bar on the main process
           on_step: Optional[Callable[[int], None]] = None,  # called with the step after each optimizer step (benchmarks)
           accelerator: Any = None,               # an accelerate.Accelerator; default: one built from the config
+          build: Optional[Callable[..., Any]] = None,  # (model_cfg, C, L, label_classes) -> model; default
+                                                       # build_diffusion (the SR stage passes diffusion.superres's)
           ) -> TrainResult:
     """Train `cfg.model` on `cfg.data.prepared` as `cfg.train` says; returns how it ended."""
     from accelerate import Accelerator
@@ -157,19 +161,19 @@ def train(cfg: Config, *,
     cpu_ddp = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
     acc = accelerator or Accelerator(gradient_accumulation_steps=tc.grad_accum, cpu=cpu_ddp)
     rank, world, main = acc.process_index, acc.num_processes, acc.is_main_process
-    threads = _threads(tc.threads, int(os.environ.get("LOCAL_WORLD_SIZE", world)))
+    threads = train_threads(tc.threads, int(os.environ.get("LOCAL_WORLD_SIZE", world)))
     out = Path(tc.out_dir)
     ckpt = find_checkpoint(out, resume) if resume else None
     if ckpt is None and list_checkpoints(out):
         raise UserError("train.out_dir", f"{out} already holds checkpoints; continue with --resume latest "
                                          "or choose another train.out_dir")
     # ---- data --------------------------------------------------------------------------------
-    train_ds = WindowDataset(cfg.data.prepared, "train")
+    train_ds = patient_subset(WindowDataset(cfg.data.prepared, "train"), tc.patients)  # all, or train.patients
     val_ds = WindowDataset(train_ds.file, "val")
-    _check_data(train_ds, cfg)
+    check_data(train_ds, cfg)
     if len(val_ds) == 0 and tc.lr_schedule == "plateau":
         raise UserError("train.lr_schedule", "plateau needs validation windows, and the val split has none")
-    spec = _data_spec(train_ds, str(getattr(train_ds.file, "manifest_sha256", "")))
+    spec = data_spec(train_ds, str(getattr(train_ds.file, "manifest_sha256", "")))
     C, L = len(train_ds.channels), int(train_ds.window_len)
     weights = None
     if cfg.data.balance_by:
@@ -177,11 +181,22 @@ def train(cfg: Config, *,
 
         weights = BalancedSampler(train_ds, cfg.data.balance_by).p
     order = WindowOrder(len(train_ds), tc.batch_size, tc.seed, rank, world, weights)
-    epoch_steps = _epoch_steps(cfg, len(train_ds), world)
+    dp = None
+    if tc.dp is not None:  # DP-SGD: Poisson batches, per-sample clipping, noise, accountant (diffusion/dp.py)
+        from .dp import DPTraining
+
+        dp = DPTraining(tc, window_patient_numbers(train_ds), world, cfg.data.balance_by)
+        order = dp.order
+    epoch_steps = epoch_steps_for(cfg, len(train_ds), world)
 
     # ---- model, optimizer, EMA, schedule, generators -------------------------------------------
     torch.manual_seed(tc.seed)  # the same initial weights on every process and in every rerun
-    model = build_diffusion(cfg.model, C, L, list(train_ds.label_classes))
+    model = (build or build_diffusion)(cfg.model, C, L, list(train_ds.label_classes))
+    # latent diffusion: learned first stages come trained and frozen from their own file (checked against
+    # this data: channels, rate, window length); fixed ones need nothing
+    load_trained_first_stages(model, train_ds.channels, train_ds.fs, L)
+    if dp is not None:
+        dp.check_model(model)  # Opacus's validator: refuse (one line) before anything is written
     if main:  # only now that data and model are known to be good: bad input leaves nothing behind
         out.mkdir(parents=True, exist_ok=True)
         (out / "plots").mkdir(exist_ok=True)
@@ -192,7 +207,10 @@ def train(cfg: Config, *,
     # by default on GPUs; on CPU it saves most of the optimizer time of small models)
     opt = torch.optim.AdamW(params, lr=tc.lr, betas=tuple(tc.betas), eps=tc.adam_eps,
                             weight_decay=tc.weight_decay, foreach=True)
-    loss_module, opt = acc.prepare(_LossForward(model), opt)
+    loss_module = _LossForward(model)
+    if dp is not None:  # per-sample gradients + DPOptimizer (clip, noise) around AdamW
+        loss_module, opt = dp.wrap(loss_module, opt, acc.device)
+    loss_module, opt = acc.prepare(loss_module, opt)
     ema = EMA(model, decay=tc.ema_decay, warmup=tc.ema_warmup).to(acc.device)
     sched = LRSchedule(opt, tc.lr_schedule, tc.lr, tc.max_steps, tc.warmup_steps, tc.lr_min,
                        tc.plateau_patience, tc.plateau_factor)
@@ -212,6 +230,8 @@ def train(cfg: Config, *,
         ema.load_state_dict({**st["ema"], **{k[4:]: v for k, v in tensors.items() if k.startswith("ema.")}})
         sched.load_state_dict(st["lr_schedule"])
         gen.set_state(rank_tensors["generator"])
+        if dp is not None:
+            dp.load_rank_tensors(rank_tensors)
     log = TrainLog(out / "log.csv", st["step"] if ckpt else None) if main else None
 
     loader = DataLoader(_Batches(train_ds), batch_size=None, sampler=_Endless(order, st["consumed"]),
@@ -248,9 +268,9 @@ def train(cfg: Config, *,
         with torch.random.fork_rng(devices=[]), ema_weights(model, ema):  # plots never touch training RNG
             syn = model.sample(len(y), y.to(acc.device), sampler=tc.plot_sampler, steps=tc.plot_steps,
                                guidance_scale=getattr(sample_cfg, "guidance_scale", 1.0), seed=tc.seed,
-                               batch_size=len(y))
+                               batch_size=len(y), **model.plot_inputs(x.to(acc.device)))
         model.train()
-        titles = _label_titles(y, spec)
+        titles = label_titles(y, spec)
         plot_fn(out / "plots" / f"epoch-{epoch:04d}.png", ds.to_physical(syn), spec.fs, spec.channels,
                 real=ds.to_physical(x), synthetic_titles=titles, real_titles=titles,
                 title=f"step {st['step']}: EMA samples ({tc.plot_sampler}, {tc.plot_steps} steps) beside real "
@@ -262,11 +282,13 @@ def train(cfg: Config, *,
         ema_state = ema.state_dict()
         state["ema"] = {k: v for k, v in ema_state.items() if not isinstance(v, torch.Tensor)}
         tensors = {f"ema.{k}": v for k, v in ema_state.items() if isinstance(v, torch.Tensor)}
-        path = save_checkpoint(acc, out, st["step"], state, tensors, {"generator": gen.get_state()},
+        path = save_checkpoint(acc, out, st["step"], state, tensors,
+                               {"generator": gen.get_state(), **(dp.rank_tensors() if dp is not None else {})},
                                cfg.yaml(), tc.keep_checkpoints)
         if main:
             with ema_weights(model, ema):
-                save_model_file(model_file, model.state_dict(), cfg.yaml(), spec, st["step"])
+                save_model_file(model_file, model.state_dict(), cfg.yaml(), spec, st["step"],
+                                None if dp is None else dp.model_meta(st["step"]))
         acc.wait_for_everyone()
         return path
 
@@ -275,6 +297,8 @@ def train(cfg: Config, *,
         print(f"training {sum(p.numel() for p in params):,} parameters on {world} process(es) x {threads} "
               f"thread(s), device {acc.device}; {len(train_ds)} training / {len(val_ds)} validation windows; "
               f"{epoch_steps} steps per epoch; step {st['step']} -> {tc.max_steps}", flush=True)
+        if dp is not None:
+            print(dp.describe(), flush=True)
     bar = tqdm(total=tc.max_steps, initial=st["step"], disable=not (progress and acc.is_local_main_process),
                dynamic_ncols=True, desc="train")
     t0, t_epoch, stopped = time.time(), time.time(), False
@@ -286,10 +310,13 @@ def train(cfg: Config, *,
         x, y = next(data)
         x, y = x.to(acc.device, non_blocking=True), y.to(acc.device, non_blocking=True)
         with acc.accumulate(loss_module):
-            loss = loss_module(x, y, gen)
-            acc.backward(loss)
+            if dp is not None and dp.empty_batch(loss_module, x):  # an empty Poisson batch: noise-only step
+                loss = torch.zeros((), device=acc.device)
+            else:
+                loss = loss_module(x, y, gen)
+                acc.backward(loss)
             if acc.sync_gradients:
-                if tc.grad_clip:
+                if tc.grad_clip and dp is None:  # under DP, Opacus clips each sample's gradient instead
                     acc.clip_grad_norm_(params, tc.grad_clip)
                 sched.apply(st["step"])
             opt.step()
@@ -333,7 +360,8 @@ def train(cfg: Config, *,
                            val_loss=val, lr=opt.param_groups[0]["lr"], windows_per_s=windows / train_time,
                            elapsed_s=st["elapsed_s"])
                 bar.write(f"epoch {st['epoch']} step {st['step']}: train {st['loss_sum'] / max(1, st['loss_n']):.4f} "
-                          f"val {val:.4f} lr {opt.param_groups[0]['lr']:.2e} {windows / train_time:.1f} windows/s")
+                          f"val {val:.4f} lr {opt.param_groups[0]['lr']:.2e} {windows / train_time:.1f} windows/s"
+                          + (f" DP epsilon {dp.epsilon(st['step']):.3f}" if dp is not None else ""))
             if plot_fn is not None and tc.plot_every and st["epoch"] % tc.plot_every == 0 and main:
                 plot(st["epoch"])
             st["loss_sum"], st["loss_n"] = 0.0, 0

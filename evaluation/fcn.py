@@ -229,12 +229,15 @@ def _check_labels(y: np.ndarray, n: int, n_classes: int, where: str) -> np.ndarr
 def train_fcn(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray, n_classes: int, *,
               epochs: int = 100, max_steps: int | None = None, batch: int = 64, lr: float = 1e-3,
               patience: int = 10, seed: int = 0, device: str = "cpu", downsample: int = 1,
-              log: Callable[[str], None] | None = None) -> FCN:
+              balanced: bool = False, log: Callable[[str], None] | None = None) -> FCN:
     """Train an FCN on windows `(N, C, L)` with integer labels `(N,)` in 0..n_classes-1.
 
     Cross-entropy, Adam (lr 1e-3 as Wang et al.), mini-batches of `batch`; after each epoch the validation loss
     decides early stopping (`patience` epochs without improvement) and the best weights are kept. `max_steps`
-    caps the optimiser steps in total (for tests and CPU budgets). Deterministic for a seed on one device.
+    caps the optimiser steps in total (for tests and CPU budgets). `balanced` weighs each class by
+    N / (K * count) in the loss (training and validation), so that a rare class (pH < 7.05: 4 % of CTG windows)
+    is not ignored: without it a short training run predicts the majority class and its features carry
+    little about the label. Deterministic for a seed on one device.
     """
     where = "train_fcn"
     if n_classes < 2:
@@ -248,8 +251,14 @@ def train_fcn(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val
         model = FCN(xt.shape[1], n_classes, downsample)
         model.prep.fit(xt)
 
+        weight = None
+        if balanced:
+            counts = np.bincount(yt, minlength=n_classes).astype(np.float64)
+            weight = torch.as_tensor(np.where(counts > 0, len(yt) / (n_classes * np.maximum(counts, 1)), 0.0),
+                                     dtype=torch.float32, device=device)
+
         def loss_fn(m: FCN, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-            return F.cross_entropy(m(x), y)
+            return F.cross_entropy(m(x), y, weight=weight)
 
         return _fit(model, loss_fn, [xt, yt], [xv, yv], epochs=epochs, max_steps=max_steps, batch=batch, lr=lr,
                     patience=patience, device=device, gen=gen, log=log)

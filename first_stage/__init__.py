@@ -10,12 +10,18 @@ from dataloader.errors import UserError
 
 from .base import FirstStage
 from .identity import IdentityFirstStage
+from .learned import LearnedFirstStage
 from .sampling import SamplingFirstStage
+from .vae import VAEFirstStage
+from .vqvae import VQVAEFirstStage
 
 # name -> constructor(cfg, channels, length); names must match dataloader.config.model_schema.FIRST_STAGE_TYPES
 FIRST_STAGES: dict[str, Callable[[Any, int, int], FirstStage]] = {
     "identity": lambda cfg, c, n: IdentityFirstStage(c, n),
     "sampling": lambda cfg, c, n: SamplingFirstStage(c, n, factor=cfg.factor, interp=cfg.interp),
+    "vae": lambda cfg, c, n: VAEFirstStage(c, n, cfg),
+    "vqvae": lambda cfg, c, n: VQVAEFirstStage(c, n, cfg),
+    "vqgan": lambda cfg, c, n: VQVAEFirstStage(c, n, cfg, gan=True),
 }
 
 
@@ -30,4 +36,13 @@ def build_first_stage(cfg: Any, channels: int, length: int) -> FirstStage:
     return FIRST_STAGES[name](cfg, int(channels), int(length))
 
 
-__all__ = ["FirstStage", "IdentityFirstStage", "SamplingFirstStage", "FIRST_STAGES", "build_first_stage"]
+def load_trained_first_stages(model: Any, channels: Any, fs: float, window_len: int) -> None:
+    """Load the trained file of every learned first stage inside `model` (a module) and freeze it; fixed
+    stages need nothing. channels: [{"name", ...}] of the data. Raises `UserError` on a mismatch."""
+    for m in model.modules():
+        if isinstance(m, LearnedFirstStage):
+            m.load_trained(channels, fs, window_len)
+
+
+__all__ = ["FirstStage", "IdentityFirstStage", "SamplingFirstStage", "LearnedFirstStage", "VAEFirstStage",
+           "VQVAEFirstStage", "FIRST_STAGES", "build_first_stage", "load_trained_first_stages"]

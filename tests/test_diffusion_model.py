@@ -34,7 +34,7 @@ def _randomise(model: torch.nn.Module, seed: int = 0) -> None:
 def test_sections_are_registered_with_the_loader():
     loader._load_optional_sections()
     assert loader._SECTIONS["model"][0] is ModelConfig and loader._SECTIONS["sample"][0] is SampleConfig
-    assert MODEL_TYPES == ["diffusion"]
+    assert MODEL_TYPES[0] == "diffusion" and {"gan", "wgan_gp", "lstm_gan", "timegan", "timevae"} <= set(MODEL_TYPES)
 
 
 def test_presets_and_overrides():
@@ -47,7 +47,7 @@ def test_presets_and_overrides():
 
 @pytest.mark.parametrize("data,match", [
     ({"size": "custom", "unet": {"base_channels": 8}}, "size: custom needs channel_mult, num_res_blocks, attention_levels"),
-    ({"type": "gan"}, "unknown model type 'gan'; valid: diffusion"),
+    ({"type": "gan9"}, "unknown model type 'gan9'; valid: diffusion, gan, wgan_gp"),
     ({"size": "huge"}, "expected one of 'tiny', 'small', 'base', 'custom'"),
     ({"unet": {"attention_levels": [4]}}, r"levels \[4\] do not exist; valid: 0..3"),
     ({"unet": {"norm_groups": 7}}, "7 groups do not divide 64 channels"),

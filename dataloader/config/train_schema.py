@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Optional
 
 from ..errors import UserError
+from .dp_schema import DPConfig
 from .loader import register_section
 from .typed import limits
 
@@ -52,6 +53,9 @@ class TrainConfig:
     keep_checkpoints: int = field(default=2, metadata=limits(ge=1))  # resumable states kept in out_dir/checkpoints
     # torch threads per process (null: OMP_NUM_THREADS if set, else this process's cores / local processes)
     threads: Optional[int] = field(default=None, metadata=limits(gt=0))
+    # train only on these patients of the train split (privacy audits: target and shadow models); null = all
+    patients: Optional[list[str]] = None
+    dp: Optional[DPConfig] = None               # differentially private training (DP-SGD, Opacus); null = off
 
     def check(self, where: str) -> None:
         if not all(0 <= b < 1 for b in self.betas):

@@ -1,0 +1,10 @@
+"""Membership-inference audits per patient (EVALUATION.md section 2) and their reports.
+
+    python -m evaluation.privacy --config configs/ctg/privacy.yaml --attack loss|lira|dcr|domias [--shadows K]
+
+members.py (population, member manifest, balanced keep matrix), audit.py (the audit folder), models.py (target and shadow models trained
+one after another by diffusion.train_loop.train, resumable), loss_scores.py (white-box per-patient losses at
+fixed noise), lira.py (online/offline LiRA), dcr.py and domias.py (black box, synthetic data only),
+metrics.py (AUC, balanced accuracy, TPR at low FPR with Clopper-Pearson intervals), report.py (JSON schema,
+Markdown, log-log ROC), oracle.py (memorising / held-out "generators" for the calibration tests).
+"""

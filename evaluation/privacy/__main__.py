@@ -1,0 +1,285 @@
+"""Membership-inference audit of a diffusion model, per patient (EVALUATION.md section 2).
+
+    python -m evaluation.privacy --config configs/ctg/privacy.yaml --attack loss|lira|dcr|domias [--shadows K]
+                                 [--out DIR] [key=value ...]
+
+The first run draws the population and the target's members (privacy.out_dir/members.json) and trains the
+target model on the members with the config's `model` and `train` sections; `lira` also trains K shadow
+models one after another (each on half of the population, each patient in half of them). All of it is reused
+or resumed by later runs. Writes DIR/privacy_<attack>.json (schema-checked), .md and _roc.png (log-log ROC).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from dataloader.cli import add_config_args, make_parser, run_main, set_threads
+from dataloader.config import Config, load_config
+from dataloader.errors import UserError
+
+ATTACKS = ("loss", "lira", "dcr", "domias")
+KNOWLEDGE = {
+    "loss": ("white-box loss", "the target's weights and each candidate patient's windows and labels"),
+    "lira": ("white-box loss with shadow models (LiRA)", "the target's weights, its training recipe including the "
+             "seed (both are in the model file's stored config), and the population's data to train shadow models "
+             "on random halves of it"),
+    "dcr": ("black-box synthetic data", "the synthetic windows and each candidate patient's windows"),
+    "domias": ("black-box synthetic data", "the synthetic windows, each candidate patient's windows, and reference "
+               "windows of patients outside the training data (privacy.reference_splits)"),
+}
+
+
+def _checks(cfg: Config, attack: str, k: int) -> None:
+    """Every check that can fail on the user's input, before anything is written."""
+    from dataloader.subset import PatientSubset, window_patient_numbers
+
+    from .audit import membership, train_split
+
+    if attack == "lira" and k < 2:
+        raise UserError("--shadows", f"LiRA needs at least 2 shadow models (got {k}); a real audit uses 16 or more")
+    m = membership(cfg, k if attack == "lira" else 0, write=False)
+    if cfg.train.dp is not None:
+        from diffusion.dp import DPTraining
+
+        sub = PatientSubset(train_split(cfg), m.members, "privacy.members")
+        DPTraining(cfg.train, window_patient_numbers(sub), 1, cfg.data.balance_by)
+
+
+def _cached_losses(path: Path, model_file: Path, key: dict[str, Any], compute: Any) -> np.ndarray:
+    """(P, n_levels) per-patient losses of one model, cached beside it under the settings' key."""
+    from diffusion.checkpoint import file_sha256
+
+    key = dict(key, model_sha256=file_sha256(model_file))
+    tag = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    f = path / f"loss_scores-{tag}.npy"
+    if f.is_file():
+        return np.load(f)
+    arr = compute()
+    tmp = path / f".tmp-loss_scores-{tag}.npy"
+    np.save(tmp, arr)
+    tmp.rename(f)
+    return arr
+
+
+def _losses(cfg: Config, model_file: Path, ds: Any, rows: np.ndarray, pats: np.ndarray, n: int) -> np.ndarray:
+    from diffusion.checkpoint import load_model_file
+
+    from .loss_scores import model_patient_losses
+
+    pc = cfg.privacy
+    key = {"rows": hashlib.sha256(rows.tobytes()).hexdigest(), "levels": pc.noise_levels, "draws": pc.draws,
+           "seed": pc.seed}
+
+    def compute() -> np.ndarray:
+        model, _ = load_model_file(model_file)
+        return model_patient_losses(model, ds, rows, pats, n, pc.noise_levels, pc.draws, pc.seed)
+
+    return _cached_losses(model_file.parent, model_file, key, compute)
+
+
+def _synthetic(cfg: Config, model_file: Path, labels_pool: np.ndarray, ds: Any) -> np.ndarray:
+    """Scaled synthetic windows (M, C, L): privacy.synthetic_file, or a cached sample of the target model."""
+    pc = cfg.privacy
+    if pc.synthetic_file:
+        from dataloader.scaling import to_scaled
+        from dataloader.synthetic import read_synthetic
+
+        x, _, _ = read_synthetic(pc.synthetic_file)
+        if x.shape[1:] != (len(ds.channels), ds.window_len):
+            raise UserError(f"privacy.synthetic_file {pc.synthetic_file}", f"windows {x.shape[1:]} differ from the "
+                                                                           f"data's {(len(ds.channels), ds.window_len)}")
+        return to_scaled(x, ds.file.lo, ds.file.hi).astype(np.float32)
+    f = model_file.parent / f"synthetic-{pc.synthetic}-{pc.sampler}-{pc.steps}-{pc.seed}.npy"
+    if f.is_file():
+        return np.load(f)
+    import torch
+
+    from diffusion.checkpoint import load_model_file
+
+    model, _ = load_model_file(model_file)
+    rng = np.random.default_rng([pc.seed, 99])
+    lab = torch.as_tensor(labels_pool[rng.integers(0, len(labels_pool), pc.synthetic)])
+    x = model.sample(pc.synthetic, lab, sampler=pc.sampler, steps=pc.steps, seed=pc.seed, batch_size=250)
+    x = x.cpu().numpy().astype(np.float32)
+    tmp = f.with_name(".tmp-" + f.name)
+    np.save(tmp, x)
+    tmp.rename(f)
+    return x
+
+
+def _fcn(cfg: Config, ds: Any, log: Any) -> Any:
+    """The DOMIAS feature extractor: privacy.fcn, or an FCN trained on the reference patients (cached)."""
+    from dataloader.dataset import WindowDataset
+    from evaluation.fcn import train_fcn
+    from evaluation.fcn_io import extractor_meta, file_sha256, load_extractor, save_extractor
+
+    pc = cfg.privacy
+    if pc.fcn:
+        return load_extractor(pc.fcn)[0]
+    f = Path(pc.out_dir) / f"fcn-{pc.fcn_label}-{pc.fcn_steps}-{pc.seed}.safetensors"
+    if f.is_file():
+        return load_extractor(f)[0]
+    names = ds.label_names
+    if pc.fcn_label not in names:
+        raise UserError("privacy.fcn_label", f"unknown label {pc.fcn_label!r}; labels: {', '.join(names)}")
+    j = names.index(pc.fcn_label)
+    xs, ys = [], []
+    for s in pc.reference_splits:
+        r = WindowDataset(ds.file, s)
+        x, y, _ = r.get_batch(np.arange(len(r)))
+        xs.append(ds.file.to_physical(x.numpy()).astype(np.float32))
+        ys.append(y.numpy()[:, j])
+    x, y = np.concatenate(xs), np.concatenate(ys)
+    n_cls = len(ds.class_names[j])
+    keep = y < n_cls                                  # drop the "missing" class
+    x, y = x[keep], y[keep]
+    cut = np.random.default_rng([pc.seed, 5]).random(len(x)) < 0.8
+    log(f"training the DOMIAS FCN on {int(cut.sum())} reference windows ({pc.fcn_label}, {pc.fcn_steps} steps)")
+    model = train_fcn(x[cut], y[cut], x[~cut], y[~cut], n_cls, max_steps=pc.fcn_steps, seed=pc.seed,
+                      downsample=max(1, ds.window_len // 512))
+    meta = extractor_meta(model, label=pc.fcn_label, class_names=list(ds.class_names[j]),
+                          channels=[c["name"] for c in ds.channels], window_len=ds.window_len,
+                          data_sha256=file_sha256(cfg.data.prepared), purpose="DOMIAS features of a privacy audit")
+    save_extractor(f, model, meta)
+    return model
+
+
+def _attack_entry(name: str, attack: str, scores: np.ndarray, is_member: np.ndarray, notes: str = "",
+                  **extra: Any) -> dict[str, Any]:
+    from .metrics import attack_metrics
+
+    threat, knows = KNOWLEDGE[attack]
+    return {"name": name, "threat_model": threat, "attacker_knowledge": knows, **attack_metrics(scores, is_member),
+            "notes": notes, **extra}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    doc = __doc__.split("\n\n")
+    p = make_parser("python -m evaluation.privacy", doc[0] + "\n\n" + doc[1], epilog="\n\n".join(doc[2:]))
+    add_config_args(p)
+    p.add_argument("--attack", required=True, choices=ATTACKS, help="which membership-inference attack")
+    p.add_argument("--shadows", type=int, default=None, help="K shadow models for lira (default privacy.shadows)")
+    p.add_argument("--out", default=None, help="report folder (default privacy.out_dir)")
+    a = p.parse_intermixed_args(argv)
+    cfg = load_config(a.config, a.overrides)
+    for s in ("privacy", "model", "train"):
+        if cfg.get(s) is None:
+            raise UserError(a.config, f"an audit needs the `{s}` section (see configs/ctg/privacy.yaml)")
+    if a.dry_run:
+        print(cfg.yaml(), end="")
+        return 0
+    pc = cfg.privacy
+    k = pc.shadows if a.shadows is None else a.shadows
+    _checks(cfg, a.attack, k)
+    set_threads(pc.threads)
+    return run_attack(cfg, a.attack, k, Path(a.out or pc.out_dir))
+
+
+def run_attack(cfg: Config, attack: str, k: int, out: Path, log: Any = print) -> int:
+    """Train what the attack needs (reusing what exists), score, write the report."""
+    from .audit import membership, train_split
+    from .loss_scores import audit_windows
+    from .models import shadow_dir, train_model, train_shadows
+    from .report import FORMAT, write_report
+
+    pc = cfg.privacy
+    root = Path(pc.out_dir)
+    m = membership(cfg, k if attack == "lira" else 0)
+    ds = train_split(cfg)
+    target = train_model(cfg, root / "target", m.members, log)
+    from diffusion.checkpoint import read_model_meta
+
+    meta = read_model_meta(target)
+    dp_meta = json.loads(_dp_of(target) or "null")
+    rows, pats = audit_windows(ds, m.population, pc.windows_per_patient)
+    P, is_member = len(m.population), m.is_member
+    attacks = []
+    if attack == "loss":
+        losses = _losses(cfg, target, ds, rows, pats, P)
+        by_level = {f"t={t}": float(_auc(-losses[:, j], is_member)) for j, t in enumerate(pc.noise_levels)}
+        attacks.append(_attack_entry("loss", attack, -losses.mean(axis=1), is_member,
+                                     "score = minus the patient's mean denoising loss over its windows, the noise "
+                                     "levels and the fixed draws", auc_by_level=by_level))
+    elif attack == "lira":
+        from .lira import run_lira
+
+        shadows = train_shadows(cfg, root, [m.shadow_patients(j) for j in range(k)], log)
+        sl = np.stack([_losses(cfg, f, ds, rows, pats, P) for f in shadows])
+        tl = _losses(cfg, target, ds, rows, pats, P)
+        res = run_lira(tl, sl, m.keep, list(pc.noise_levels), pc.lira_variance)
+        other = "per_patient" if pc.lira_variance == "global" else "global"
+        res_other = run_lira(tl, sl, m.keep, list(pc.noise_levels), other)
+        for mode in ("online", "offline"):
+            sel = res["selection"][mode]
+            attacks.append(_attack_entry(
+                f"lira-{mode}", attack, res[mode], is_member,
+                f"K={k} shadows, {pc.lira_variance} variance, feature chosen on shadows: {sel['feature']}; with "
+                f"{other} variance AUC {_auc(res_other[mode], is_member):.3f}",
+                shadows=k, variance=pc.lira_variance, selection=sel,
+                auc_other_variance={other: _auc(res_other[mode], is_member)},
+                shadow_dirs=[str(shadow_dir(root, k, j)) for j in range(k)]))
+    else:
+        x, _, _ = ds.get_batch(rows)
+        real = x.numpy()
+        member_rows = np.flatnonzero(is_member[pats])
+        synth = _synthetic(cfg, target, ds.labels[rows[member_rows]], ds)
+        if attack == "dcr":
+            from .dcr import dcr_scores
+
+            sc, _ = dcr_scores(real, pats, P, synth, ds.fs, pc.dcr_max_shift_s, pc.dcr_max_len)
+            attacks.append(_attack_entry("dcr", attack, sc, is_member,
+                                         f"{len(synth)} synthetic windows; shifts up to {pc.dcr_max_shift_s:g} s; "
+                                         "score = minus the smallest DCR over the patient's windows",
+                                         n_synthetic=len(synth)))
+        else:
+            from dataloader.dataset import WindowDataset
+
+            from .domias import domias_scores, fcn_features_fn
+
+            fcn = _fcn(cfg, ds, log)
+            feats = fcn_features_fn(fcn, ds.file.to_physical)
+            refs = [WindowDataset(ds.file, s) for s in pc.reference_splits]
+            ref = np.concatenate([r.get_batch(np.arange(len(r)))[0].numpy() for r in refs])
+            sc, _ = domias_scores(feats(real), pats, P, feats(synth), feats(ref), pc.domias_dims)
+            attacks.append(_attack_entry("domias", attack, sc, is_member,
+                                         f"{len(synth)} synthetic, {len(ref)} reference windows; FCN features, "
+                                         f"PCA {pc.domias_dims} dims, Gaussian KDE; score = mean log density ratio",
+                                         n_synthetic=len(synth), n_reference=len(ref)))
+    report = {"format": FORMAT, "unit": "patient",
+              "population": {"patients": P, "members": int(is_member.sum()), "non_members": int((~is_member).sum()),
+                             "windows_per_patient": pc.windows_per_patient, "audited_windows": int(len(rows))},
+              "members_file": str(root / "members.json"),
+              "target": {"model_file": str(target), "step": meta.step, "sha256": meta.sha256, "dp": dp_meta},
+              "settings": {"noise_levels": list(pc.noise_levels), "draws": pc.draws, "seed": pc.seed,
+                           "prepared": str(cfg.data.prepared)},
+              "attacks": attacks}
+    path = write_report(out, f"privacy_{attack}", report, f"{attack} attack on {target}")
+    for e in attacks:
+        t1, t01 = e["tpr_at_fpr"]
+        log(f"{e['name']}: AUC {e['auc']:.3f}, best balanced accuracy {e['balanced_accuracy']:.3f}, TPR {t1['tpr']:.3f} "
+            f"at {t1['fpr_target']:.1%} FPR, {t01['tpr']:.3f} at {t01['fpr_target']:.1%} FPR "
+            f"({e['n_members']} members / {e['n_non_members']} non-members)")
+    log(f"report: {path}")
+    return 0
+
+
+def _auc(s: np.ndarray, m: np.ndarray) -> float:
+    from .metrics import roc_auc
+
+    return roc_auc(s, m)
+
+
+def _dp_of(model_file: Path) -> str:
+    """The model file's "dp" metadata (JSON text) or ""."""
+    from safetensors import safe_open
+
+    with safe_open(str(model_file), framework="pt") as f:
+        return (f.metadata() or {}).get("dp", "")
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,63 @@
+"""Resolve what an evaluation compares: the eval section (defaults when absent), the prepared real-data file,
+its label columns, and the physiological feature set (which channels are FHR, UC or the ECG lead)."""
+from __future__ import annotations
+
+from typing import Any
+
+from dataloader.config.eval_schema import EvalConfig, PhysioConfig
+from dataloader.errors import UserError
+from dataloader.prepared import PreparedFile
+
+
+def eval_section(cfg: Any) -> EvalConfig:
+    """The config's `eval` section, or the defaults when the config has none."""
+    return cfg.get("eval") or EvalConfig()
+
+
+def open_reference(cfg: Any, ev: EvalConfig) -> PreparedFile:
+    """The prepared file of the real data: eval.prepared, else data.prepared."""
+    path = ev.prepared or cfg.data.prepared
+    pf = PreparedFile(path)
+    if pf.n_windows(ev.reference) == 0:
+        raise UserError(path, f"the reference split {ev.reference!r} has no windows")
+    return pf
+
+
+def label_names(pf: PreparedFile, ev: EvalConfig) -> list[str]:
+    """The label columns to evaluate (eval.labels, default all of the file's), checked against the file."""
+    names = pf.label_names
+    if ev.labels is None:
+        return list(names)
+    for lab in ev.labels:
+        if lab not in names:
+            raise UserError("eval.labels", f"unknown label {lab!r}; the prepared file {pf.path} has: "
+                                           f"{', '.join(names) or '(no labels)'}")
+    return list(ev.labels)
+
+
+def physio_plan(pf: PreparedFile, pc: PhysioConfig) -> dict[str, Any]:
+    """{"kind": "ctg"|"ecg"|"none", and fhr/uc channel indices (ctg) or lead index (ecg)}."""
+    names = pf.channel_names
+    units = [str(c.get("unit", "")).strip().lower() for c in pf.channels]
+
+    def index(name: str, what: str) -> int:
+        if name not in names:
+            raise UserError(f"eval.physio.{what}", f"no channel {name!r}; channels: {', '.join(names)}")
+        return names.index(name)
+
+    kind = pc.kind
+    if kind == "auto":
+        kind = "ctg" if "bpm" in units else "ecg" if units and all(u == "mv" for u in units) else "none"
+    if kind == "ctg":
+        if pc.fhr is not None:
+            fhr = index(pc.fhr, "fhr")
+        elif "bpm" in units:
+            fhr = units.index("bpm")
+        else:
+            raise UserError("eval.physio.fhr", f"no channel in bpm; name the FHR channel (channels: {names})")
+        uc = index(pc.uc, "uc") if pc.uc is not None else (names.index("UC") if "UC" in names else None)
+        return {"kind": "ctg", "fhr": fhr, "uc": uc}
+    if kind == "ecg":
+        lead = index(pc.lead, "lead") if pc.lead is not None else (names.index("ii") if "ii" in names else 0)
+        return {"kind": "ecg", "lead": lead, "lead_name": names[lead]}
+    return {"kind": "none"}
