@@ -30,16 +30,13 @@ from dataloader.atomic import write_text_atomic
 from dataloader.config import Config
 from dataloader.config.baseline_schema import BaselineConfig
 from dataloader.config.typed import to_dict
-from dataloader.dataset import WindowDataset
 from dataloader.errors import UserError
-from dataloader.subset import patient_subset
 from diffusion.checkpoint import save_model_file
-from diffusion.data_order import WindowOrder
 from diffusion.ema import EMA
 from diffusion.lr_schedule import LRSchedule
 from diffusion.train_log import TrainLog
-from diffusion.train_loop import (PlotFn, TrainResult, check_data, data_spec, ema_weights, epoch_steps_for,
-                                  label_titles, train_threads)
+from diffusion.train_loop import (PlotFn, TrainResult, ema_weights, epoch_steps_for, label_titles, train_threads,
+                                  training_data)
 from diffusion.train_state import find_checkpoint, list_checkpoints, load_checkpoint, read_state, save_checkpoint
 
 from .base import build_baseline
@@ -80,20 +77,8 @@ def train(cfg: Config, *,
     if getattr(tc, "dp", None) is not None:
         raise UserError("train.dp", f"differentially private training is implemented for the diffusion models, "
                                     f"not for the {cfg.model.type} baseline")
-    # all training patients, or train.patients (privacy audits: target and shadow models)
-    train_ds = patient_subset(WindowDataset(cfg.data.prepared, "train"), getattr(tc, "patients", None))
-    val_ds = WindowDataset(train_ds.file, "val")
-    check_data(train_ds, cfg)
-    if len(val_ds) == 0 and tc.lr_schedule == "plateau":
-        raise UserError("train.lr_schedule", "plateau needs validation windows, and the val split has none")
-    spec = data_spec(train_ds, str(getattr(train_ds.file, "manifest_sha256", "")))
+    train_ds, val_ds, spec, order = training_data(cfg)  # all training patients, or train.patients
     C, L = len(train_ds.channels), int(train_ds.window_len)
-    weights = None
-    if cfg.data.balance_by:
-        from dataloader.sampler import BalancedSampler
-
-        weights = BalancedSampler(train_ds, cfg.data.balance_by).p
-    order = WindowOrder(len(train_ds), tc.batch_size, tc.seed, 0, 1, weights)
     epoch_steps = epoch_steps_for(cfg, len(train_ds), 1)
 
     # ---- model, optimizers, EMA, schedules, generator -------------------------------------------

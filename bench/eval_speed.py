@@ -121,8 +121,9 @@ def _markdown(r: dict[str, Any]) -> str:
         "# Evaluation speed (bench/eval_speed.py)", "",
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB; GPU: {m['gpu'] or 'none'}; Python "
         f"{m['python']}, torch {m['torch']} ({r['threads']} threads); commit {m['commit']}; {m['utc']}. "
-        f"Load average (1 min) at start {r['loadavg_start'][0]}, at end {r['loadavg_end'][0]}: the 2 cores were "
-        "shared with other jobs, so every time here is longer than on an idle machine.", "",
+        f"Load average (1 min) at start {r['loadavg_start'][0]}, at end {r['loadavg_end'][0]} (the evaluation's own "
+        "2 worker processes count): " + ("the machine was otherwise idle." if r['loadavg_start'][0] < 1.0 else
+        "the 2 cores were shared with other jobs, so every time here is longer than on an idle machine."), "",
         f"What ran: `python eval.py --config {r['config']} --synthetic {r['synthetic']}` (every metric: "
         f"{', '.join(r['metrics'])}; figures included): {r['n_synthetic']} synthetic windows of "
         f"({r['window']['channels']}, {r['window']['length']}) at {r['window']['fs_hz']:g} Hz against "

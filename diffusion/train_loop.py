@@ -128,6 +128,39 @@ def data_spec(ds: WindowDataset, manifest_sha256: str) -> DataSpec:
                     label_counts=count_label_rows(ds.labels).tolist(), manifest_sha256=manifest_sha256)
 
 
+@dataclass
+class _TrainingData:
+    """What every training loop (diffusion, first stage, baselines) reads: data, its description, its order."""
+
+    train: WindowDataset                        # train-split windows (all train patients, or train.patients)
+    val: WindowDataset                          # validation-patient windows
+    spec: DataSpec                              # channels, rate, window length, labels, manifest hash
+    order: WindowOrder                          # batch order: a pure function of (seed, micro-batch number)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.train, self.val, self.spec, self.order))
+
+
+def training_data(cfg: Config, rank: int = 0, world: int = 1) -> _TrainingData:
+    """Open the prepared file's train (restricted to `train.patients` when set) and val splits, check them
+    against the config, and build the data order of process `rank` of `world` (balanced by `data.balance_by`).
+    Unpacks as `train_ds, val_ds, spec, order`."""
+    tc = cfg.train
+    train_ds = patient_subset(WindowDataset(cfg.data.prepared, "train"), getattr(tc, "patients", None))
+    val_ds = WindowDataset(train_ds.file, "val")
+    check_data(train_ds, cfg)
+    if len(val_ds) == 0 and tc.lr_schedule == "plateau":
+        raise UserError("train.lr_schedule", "plateau needs validation windows, and the val split has none")
+    spec = data_spec(train_ds, str(getattr(train_ds.file, "manifest_sha256", "")))
+    weights = None
+    if cfg.data.balance_by:
+        from dataloader.sampler import BalancedSampler
+
+        weights = BalancedSampler(train_ds, cfg.data.balance_by).p
+    order = WindowOrder(len(train_ds), tc.batch_size, tc.seed, rank, world, weights)
+    return _TrainingData(train_ds, val_ds, spec, order)
+
+
 def label_titles(y: torch.Tensor, spec: DataSpec) -> list[str]:
     return [label_text(row, spec.label_names, spec.class_names) for row in y.tolist()]
 
@@ -168,19 +201,8 @@ def train(cfg: Config, *,
         raise UserError("train.out_dir", f"{out} already holds checkpoints; continue with --resume latest "
                                          "or choose another train.out_dir")
     # ---- data --------------------------------------------------------------------------------
-    train_ds = patient_subset(WindowDataset(cfg.data.prepared, "train"), tc.patients)  # all, or train.patients
-    val_ds = WindowDataset(train_ds.file, "val")
-    check_data(train_ds, cfg)
-    if len(val_ds) == 0 and tc.lr_schedule == "plateau":
-        raise UserError("train.lr_schedule", "plateau needs validation windows, and the val split has none")
-    spec = data_spec(train_ds, str(getattr(train_ds.file, "manifest_sha256", "")))
+    train_ds, val_ds, spec, order = training_data(cfg, rank, world)
     C, L = len(train_ds.channels), int(train_ds.window_len)
-    weights = None
-    if cfg.data.balance_by:
-        from dataloader.sampler import BalancedSampler
-
-        weights = BalancedSampler(train_ds, cfg.data.balance_by).p
-    order = WindowOrder(len(train_ds), tc.batch_size, tc.seed, rank, world, weights)
     dp = None
     if tc.dp is not None:  # DP-SGD: Poisson batches, per-sample clipping, noise, accountant (diffusion/dp.py)
         from .dp import DPTraining
