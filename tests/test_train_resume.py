@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from accelerate.utils import load as accelerate_load
 from safetensors.torch import load_file
 
 from dataloader.errors import UserError
@@ -22,7 +23,7 @@ def _state(out: Path, step: int) -> dict[str, dict[str, torch.Tensor]]:
     d = out / "checkpoints" / f"step-{step:07d}"
     opt = torch.load(d / "optimizer.bin", weights_only=True)
     flat_opt = {f"{i}.{k}": v for i, s in opt["state"].items() for k, v in s.items()}
-    rng = torch.load(d / "random_states_0.pkl", weights_only=False)  # test only: accelerate's own file
+    rng = accelerate_load(d / "random_states_0.pkl")  # accelerate's loader: weights_only with its allow-list
     return {"model": load_file(d / "model.safetensors"), "trainer": load_file(d / "trainer_state.safetensors"),
             "optimizer": flat_opt, "generator": load_file(d / "rng_rank0.safetensors"),
             "torch_rng": {"cpu": rng["torch_manual_seed"]},
