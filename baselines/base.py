@@ -17,6 +17,7 @@ Unconditional models (`conditional = False`) ignore the labels.
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 import math
 from typing import Any, Callable, Optional, Sequence
 
@@ -89,7 +90,7 @@ class LabelEmbedding(nn.Module):
         return out
 
 
-class Baseline(nn.Module):
+class Baseline(nn.Module, ABC):
     """Base of the GAN / VAE baselines (see the module docstring)."""
 
     type_name = "baseline"
@@ -105,19 +106,23 @@ class Baseline(nn.Module):
         return next(self.parameters()).device
 
     # ---- to implement --------------------------------------------------------------------------------
+    @abstractmethod
     def make_optimizers(self, tc: Any) -> dict[str, torch.optim.Optimizer]:
         """Named optimizers over the parts' parameters (from train.lr, betas, adam_eps, weight_decay)."""
         raise NotImplementedError
 
+    @abstractmethod
     def train_step(self, next_batch: NextBatch, step: int, opts: dict[str, torch.optim.Optimizer],
                    generator: torch.Generator, grad_clip: Optional[float]) -> dict[str, float]:
         """One step of the algorithm (0-based `step`); returns its losses, the first being the one logged."""
         raise NotImplementedError
 
+    @abstractmethod
     def validation_loss(self, x: torch.Tensor, labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """A loss on fixed validation windows with fixed noise (comparable across epochs)."""
         raise NotImplementedError
 
+    @abstractmethod
     def generate(self, noise: "SampleNoise", labels: torch.Tensor) -> torch.Tensor:
         """(B, C, L) from this batch's per-sample noise streams and labels (B, n_labels)."""
         raise NotImplementedError

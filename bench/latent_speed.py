@@ -17,14 +17,12 @@ machine is shared: compare ratios, not absolute times). Writes bench/results/lat
 from __future__ import annotations
 
 import json
-import statistics
-import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import torch
 
-from bench.machine import machine_info
+from bench.machine import machine_info, median_time
 from dataloader.cli import make_parser, run_main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,16 +30,6 @@ RESULTS = ROOT / "bench" / "results"
 # one thread: on this 2-core machine, shared with other jobs, 2 threads made every UNet forward ~11 s whatever its
 # size (the second thread waits to be scheduled at every op); with 1 thread the times follow the work
 THREADS = 1
-
-
-def _median(fn: Callable[[], Any], repeats: int = 2) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -65,9 +53,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name, cfg in (("identity", id_cfg), ("latent_vqvae", lat_cfg)):
         torch.manual_seed(0)
         model = build_diffusion(cfg.model, c, n, labels).eval()
-        t = _median(lambda: model.sample(a.batch, None, **kw))
+        t = median_time(lambda: model.sample(a.batch, None, **kw), 2)
         z = torch.randn(a.batch, *model.latent_shape)
-        dec = _median(lambda: model.decode(z)) if name != "identity" else 0.0
+        dec = median_time(lambda: model.decode(z), 2) if name != "identity" else 0.0
         rows[name] = {"latent": list(model.latent_shape), "unet_params": sum(p.numel() for p in model.net.parameters()),
                       "seconds_per_batch": round(t, 3), "decode_seconds_per_batch": round(dec, 3),
                       "windows_per_s": round(a.batch / t, 4)}

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import os
 import platform
+import statistics
 import subprocess
+import time
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Callable
 
 
 def cpu_model() -> str:
@@ -40,3 +42,15 @@ def machine_info() -> dict[str, Any]:
         "torch_threads": torch.get_num_threads(), "glibc_tunables": os.environ.get("GLIBC_TUNABLES", ""),
         "commit": commit, "utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def median_time(fn: Callable[[], Any], repeats: int) -> float:
+    """Median wall seconds of `repeats` calls of `fn`, after one untimed warm-up call (oneDNN picks its kernels
+    on the first call)."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)

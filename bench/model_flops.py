@@ -77,10 +77,7 @@ def child(setting: str, batches: Sequence[int], repeats: int) -> dict[str, Any]:
     rows = []
     for size in ("tiny", "base"):
         u = ModelConfig(size=size).resolved_unet()
-        net = UNet1D(C, C, base_channels=u.base_channels, channel_mult=u.channel_mult,
-                     num_res_blocks=u.num_res_blocks, attention_levels=u.attention_levels,
-                     attention_heads=u.attention_heads, dropout=u.dropout, norm_groups=u.norm_groups,
-                     label_classes=LABELS, label_embed=u.label_embed)
+        net = UNet1D.from_config(u, C, C, LABELS)
         params = sum(p.numel() for p in net.parameters())
         for batch in batches:
             x, t = torch.randn(batch, C, L), torch.rand(batch) * 999

@@ -22,12 +22,12 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 
-from bench.machine import machine_info
+from bench.machine import machine_info, median_time
 from dataloader.cli import make_parser, run_main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,20 +42,10 @@ SAMPLERS = {"ddim": 1, "dpm_solver": 1, "k_dpmpp_2m": 1, "k_heun": 2}
 NFES = (10, 20, 50, 1000)
 
 
-def _median_time(fn: Callable[[], Any], repeats: int) -> float:
-    fn()  # warm-up (oneDNN picks its kernels on the first call)
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
-
-
 def matmul_peak() -> float:
     """fp32 GFLOP/s of a 4096 x 4096 matmul with the current threads (DESIGN.md section 9 reference)."""
     a, b = torch.randn(4096, 4096), torch.randn(4096, 4096)
-    t = _median_time(lambda: a @ b, 3)
+    t = median_time(lambda: a @ b, 3)
     return 2 * 4096**3 / t / 1e9
 
 
@@ -97,14 +87,14 @@ def bench_train(path: str, size: str, batch: int, steps: int) -> dict[str, Any]:
             opt.zero_grad(set_to_none=True)
 
         # bare steps right before and right after the real loop, so that both see the same machine load
-        before = _median_time(bare, steps)
+        before = median_time(bare, steps)
         stamps: list[float] = []
         AcceleratorState._reset_state(True)
         GradientState._reset_state()
         PartialState._reset_state()
         train(cfg, progress=False, on_step=lambda s: stamps.append(time.perf_counter()))
         torch.set_num_threads(THREADS)
-        after = _median_time(bare, steps)
+        after = median_time(bare, steps)
     full = float(statistics.median(np.diff(stamps[1:])))  # step 1 carries the warm-up
     bare_s = (before + after) / 2
     with FlopCounterMode(display=False) as fc:
@@ -135,7 +125,7 @@ def bench_sample(path: str, size: str, batch: int, quick: bool) -> list[dict[str
 
     def forward_s() -> float:
         with torch.no_grad():
-            return _median_time(lambda: model.net(x, t, y), 3)
+            return median_time(lambda: model.net(x, t, y), 3)
 
     rows = []
     for name, per_step in SAMPLERS.items():

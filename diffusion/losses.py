@@ -6,6 +6,7 @@ count (e.g. 0 on interpolated gaps): per sample, sum(w * d) / sum(w); a sample w
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Callable, Optional
 
 import torch
@@ -13,11 +14,12 @@ import torch
 from dataloader.errors import UserError
 
 
-class _PerSampleLoss:
+class _PerSampleLoss(ABC):
     """Mean over all but the batch axis of an elementwise distance, optionally weighted."""
 
     name = ""
 
+    @abstractmethod
     def distance(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 

@@ -216,12 +216,9 @@ def build_diffusion(model_cfg: Any, channels: int, length: int, label_classes: S
     fs = build_first_stage(model_cfg.first_stage, channels, length)
     c_lat, l_lat = fs.latent_shape(channels, length)
     u = model_cfg.resolved_unet()
-    net = UNet1D(c_lat, c_lat, base_channels=u.base_channels, channel_mult=u.channel_mult,
-                 num_res_blocks=u.num_res_blocks, attention_levels=u.attention_levels,
-                 attention_heads=u.attention_heads, dropout=u.dropout, norm_groups=u.norm_groups,
-                 label_classes=label_classes, label_embed=u.label_embed)
+    net = UNet1D.from_config(u, c_lat, c_lat, label_classes)
     net.check_length(l_lat)
     d = model_cfg.diffusion
-    schedule = NoiseSchedule(d.schedule, d.num_steps, d.beta_start, d.beta_end)
+    schedule = NoiseSchedule.from_config(d)
     return DiffusionModel(fs, net, schedule, d.parameterization, build_loss(d.loss), channels, length,
                           label_classes, p_uncond=d.p_uncond, p_uncond_all=d.p_uncond_all)

@@ -17,7 +17,7 @@ Tables are float64; lookups return the query's dtype and device.
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 
@@ -28,6 +28,11 @@ CosineOffset = 0.008  # s of Nichol & Dhariwal 2021: keeps beta_1 from being van
 
 class NoiseSchedule:
     """Betas, alpha-bars and sigmas of a discrete diffusion with `num_steps` steps, and conversions."""
+
+    @classmethod
+    def from_config(cls, d: Any) -> "NoiseSchedule":
+        """The schedule of a `model.diffusion` config section."""
+        return cls(d.schedule, d.num_steps, d.beta_start, d.beta_end)
 
     def __init__(self, kind: Literal["linear", "cosine"] = "linear", num_steps: int = 1000,
                  beta_start: float = 1e-4, beta_end: float = 0.02) -> None:

@@ -160,13 +160,11 @@ def build_sr(cfg: Config, channels: int, length: int, label_classes: Sequence[in
     fs: FirstStage = build_first_stage(m.first_stage, channels, length)
     c_lat, l_lat = fs.latent_shape(channels, length)
     u = m.resolved_unet()
-    unet = UNet1D(2 * c_lat, c_lat, base_channels=u.base_channels, channel_mult=u.channel_mult,
-                  num_res_blocks=u.num_res_blocks, attention_levels=u.attention_levels,
-                  attention_heads=u.attention_heads, dropout=u.dropout, norm_groups=u.norm_groups,
-                  label_classes=label_classes, label_embed=u.label_embed)
+    # the condition (latent of the up-sampled coarse window) is concatenated on the channel axis: 2 C' in, C' out
+    unet = UNet1D.from_config(u, 2 * c_lat, c_lat, label_classes)
     unet.check_length(l_lat)
     d = m.diffusion
-    schedule = NoiseSchedule(d.schedule, d.num_steps, d.beta_start, d.beta_end)
+    schedule = NoiseSchedule.from_config(d)
     interp = cfg.model.first_stage.interp if cfg.model.first_stage.type == "sampling" else "sinc"
     return SRDiffusionModel(fs, ConcatConditionNet(unet), schedule, d.parameterization, build_loss(d.loss), channels,
                             length, label_classes, p_uncond=d.p_uncond, p_uncond_all=d.p_uncond_all,

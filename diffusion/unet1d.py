@@ -17,7 +17,7 @@ peak) are in bench/model_flops.py and bench/results/model_flops.md.
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -105,6 +105,14 @@ class Level(nn.Module):
 
 class UNet1D(nn.Module):
     """UNet over (B, C, L) with noise-level and label conditioning. L must be divisible by 2**(levels-1)."""
+
+    @classmethod
+    def from_config(cls, u: Any, in_channels: int, out_channels: int, label_classes: Sequence[int]) -> "UNet1D":
+        """The UNet of a resolved `model.unet` section (`ModelConfig.resolved_unet()`)."""
+        return cls(in_channels, out_channels, base_channels=u.base_channels, channel_mult=u.channel_mult,
+                   num_res_blocks=u.num_res_blocks, attention_levels=u.attention_levels,
+                   attention_heads=u.attention_heads, dropout=u.dropout, norm_groups=u.norm_groups,
+                   label_classes=label_classes, label_embed=u.label_embed)
 
     def __init__(self, in_channels: int, out_channels: int, base_channels: int = 64,
                  channel_mult: Sequence[int] = (1, 2, 4, 4), num_res_blocks: int = 2,

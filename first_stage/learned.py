@@ -13,6 +13,7 @@ Training interface (used by diffusion/first_stage_train.py, which knows no subcl
 from __future__ import annotations
 
 import dataclasses
+from abc import abstractmethod
 from typing import Any, Iterator, Optional, Sequence
 
 import torch
@@ -60,9 +61,11 @@ class LearnedFirstStage(FirstStage):
         return self.latent_channels, length // k
 
     # ---- encode / decode ---------------------------------------------------------------------------------
+    @abstractmethod
     def _encode_raw(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    @abstractmethod
     def _decode_raw(self, z: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
@@ -84,6 +87,7 @@ class LearnedFirstStage(FirstStage):
     def disc_loss(self, x: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
         return {}
 
+    @abstractmethod
     def loss(self, x: torch.Tensor, step: int = 0) -> dict[str, torch.Tensor]:  # type: ignore[override]
         raise NotImplementedError
 
