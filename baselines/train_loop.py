@@ -35,8 +35,8 @@ from diffusion.checkpoint import save_model_file
 from diffusion.ema import EMA
 from diffusion.lr_schedule import LRSchedule
 from diffusion.train_log import TrainLog
-from diffusion.train_loop import (PlotFn, TrainResult, ema_weights, epoch_steps_for, label_titles, train_threads,
-                                  training_data)
+from diffusion.train_loop import (PlotFn, TrainResult, ema_weights, epoch_steps_for, label_titles, stop_now,
+                                  train_threads, training_data)
 from diffusion.train_state import find_checkpoint, list_checkpoints, load_checkpoint, read_state, save_checkpoint
 
 from .base import build_baseline
@@ -184,10 +184,7 @@ def train(cfg: Config, *,
         bar.update(1)
         if st["step"] % 10 == 0 or st["step"] == 1:
             bar.set_postfix({k: f"{v:.4f}" for k, v in losses.items()})
-        if stop_after is not None and st["step"] >= stop_after:
-            stopped = True
-        if tc.max_minutes is not None and time.time() - t0 + elapsed0 >= 60 * tc.max_minutes:
-            stopped = True
+        stopped = stop_now(st["step"], stop_after, tc.max_minutes, t0 - elapsed0)  # one process: no trigger
         end_epoch = st["step"] % epoch_steps == 0 or st["step"] == tc.max_steps
         if not (end_epoch or stopped):
             continue

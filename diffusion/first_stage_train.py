@@ -33,7 +33,7 @@ from first_stage.files import first_stage_file, save_first_stage_file
 from .data_order import WindowOrder
 from .lr_schedule import LRSchedule
 from .train_log import TrainLog
-from .train_loop import TrainResult, check_data, train_threads
+from .train_loop import TrainResult, check_data, stop_now, train_threads
 from .train_state import find_checkpoint, list_checkpoints, load_checkpoint, read_state, save_checkpoint
 
 # plot_fn(path, original (N, C, L), reconstruction (N, C, L), fs, channels, title=...) in physical units
@@ -237,32 +237,26 @@ def train_first_stage(cfg: Config, *,
         if st["step"] % 10 == 0 or st["step"] == 1:
             post = {k: f"{float(parts[k].detach()):.4f}" for k in ("rec", "ffl", "kl", "perplexity") if k in parts}
             bar.set_postfix(loss=f"{float(parts['loss'].detach()):.4f}", **post)
-        if stop_after is not None and st["step"] >= stop_after:
-            stopped = True
-        if ft.max_minutes is not None and main and time.time() - t0 + elapsed0 >= 60 * ft.max_minutes:
-            acc.set_trigger()
-        if ft.max_minutes is not None and acc.check_trigger():
-            stopped = True
+        stopped = stop_now(st["step"], stop_after, ft.max_minutes, t0 - elapsed0, acc)
         end_epoch = st["step"] % ft.epoch_steps == 0 or st["step"] == ft.max_steps
         if not (end_epoch or stopped):
             continue
         st["elapsed_s"] = elapsed0 + time.time() - t0
-        if end_epoch or stopped:
-            st["epoch"] += int(end_epoch)
-            train_time = max(1e-9, time.time() - t_epoch)
-            val, rmse, prd = validate() if len(val_idx) else (float("nan"), np.full(C, np.nan), np.full(C, np.nan))
-            if log is not None:
-                log.append(step=st["step"], epoch=st["epoch"], train_loss=st["loss_sum"] / max(1, st["loss_n"]),
-                           val_loss=val, lr=opt.param_groups[0]["lr"], windows_per_s=windows / train_time,
-                           elapsed_s=st["elapsed_s"], **{f"rmse_{n}": float(v) for n, v in zip(names, rmse)},
-                           **{f"prd_{n}": float(v) for n, v in zip(names, prd)})
-                units = [str(c.get("unit", "")) for c in train_ds.channels]
-                bar.write(f"epoch {st['epoch']} step {st['step']}: train {st['loss_sum'] / max(1, st['loss_n']):.4f} "
-                          f"val {val:.4f}; RMSE " + ", ".join(f"{n} {v:.3g} {u}" for n, v, u in zip(names, rmse, units))
-                          + "; PRD " + ", ".join(f"{n} {v:.3g} %" for n, v in zip(names, prd)))
-            if plot_fn is not None and tc.plot_every and main and st["epoch"] % tc.plot_every == 0 and end_epoch:
-                plot(st["epoch"])
-            st["loss_sum"], st["loss_n"] = 0.0, 0
+        st["epoch"] += int(end_epoch)
+        train_time = max(1e-9, time.time() - t_epoch)
+        val, rmse, prd = validate() if len(val_idx) else (float("nan"), np.full(C, np.nan), np.full(C, np.nan))
+        if log is not None:
+            log.append(step=st["step"], epoch=st["epoch"], train_loss=st["loss_sum"] / max(1, st["loss_n"]),
+                       val_loss=val, lr=opt.param_groups[0]["lr"], windows_per_s=windows / train_time,
+                       elapsed_s=st["elapsed_s"], **{f"rmse_{n}": float(v) for n, v in zip(names, rmse)},
+                       **{f"prd_{n}": float(v) for n, v in zip(names, prd)})
+            units = [str(c.get("unit", "")) for c in train_ds.channels]
+            bar.write(f"epoch {st['epoch']} step {st['step']}: train {st['loss_sum'] / max(1, st['loss_n']):.4f} "
+                      f"val {val:.4f}; RMSE " + ", ".join(f"{n} {v:.3g} {u}" for n, v, u in zip(names, rmse, units))
+                      + "; PRD " + ", ".join(f"{n} {v:.3g} %" for n, v in zip(names, prd)))
+        if plot_fn is not None and tc.plot_every and main and st["epoch"] % tc.plot_every == 0 and end_epoch:
+            plot(st["epoch"])
+        st["loss_sum"], st["loss_n"] = 0.0, 0
         last_ckpt = save()
         t_epoch, windows = time.time(), 0
         if stopped:

@@ -161,6 +161,24 @@ def training_data(cfg: Config, rank: int = 0, world: int = 1) -> _TrainingData:
     return _TrainingData(train_ds, val_ds, spec, order)
 
 
+def stop_now(step: int, stop_after: Optional[int], max_minutes: Optional[float], start: float,
+             acc: Any = None) -> bool:
+    """Whether a training loop stops early after optimizer step `step`: at `stop_after`, or once
+    `max_minutes` of training time have passed since `start` (time.time() minus the seconds of earlier runs
+    of a resumed job). With an accelerator only the main process reads the clock and tells the others
+    through accelerate's trigger, so that every process stops at the same step."""
+    stop = stop_after is not None and step >= stop_after
+    if max_minutes is not None:
+        over = time.time() - start >= 60 * max_minutes
+        if acc is None:
+            stop = stop or over
+        else:
+            if over and acc.is_main_process:
+                acc.set_trigger()
+            stop = acc.check_trigger() or stop
+    return stop
+
+
 def label_titles(y: torch.Tensor, spec: DataSpec) -> list[str]:
     return [label_text(row, spec.label_names, spec.class_names) for row in y.tolist()]
 
@@ -356,12 +374,7 @@ def train(cfg: Config, *,
         bar.update(1)
         if st["step"] % 10 == 0 or st["step"] == 1:
             bar.set_postfix(loss=f"{float(loss.detach()):.4f}", lr=f"{opt.param_groups[0]['lr']:.2e}")
-        if stop_after is not None and st["step"] >= stop_after:
-            stopped = True
-        if tc.max_minutes is not None and main and time.time() - t0 + elapsed0 >= 60 * tc.max_minutes:
-            acc.set_trigger()
-        if tc.max_minutes is not None and acc.check_trigger():
-            stopped = True
+        stopped = stop_now(st["step"], stop_after, tc.max_minutes, t0 - elapsed0, acc)
         end_epoch = st["step"] % epoch_steps == 0 or st["step"] == tc.max_steps
         if not (end_epoch or stopped):
             continue
