@@ -27,6 +27,7 @@ import numpy as np
 
 from .atomic import atomic_path
 from .errors import UserError
+from .h5safe import open_h5
 from .scaling import INT16_SCALE, to_physical
 from .split import SPLITS, canonical_json
 
@@ -77,9 +78,7 @@ def _put(f: Any, where: str, name: str, arr: np.ndarray) -> Any:
 
 def write_h5(path: str | Path, d: PreparedData) -> None:
     """Write `d` to `path` directly (callers wanting atomicity use `write_prepared` or `atomic_path`)."""
-    import tables
-
-    with tables.open_file(str(path), "w", title="physiodiff prepared data") as f:
+    with open_h5(path, "w", "data.prepared", title="physiodiff prepared data") as f:
         f.create_group("/", "segments")
         _put(f, "/segments", "data", np.ascontiguousarray(d.data))
         idx = _put(f, "/segments", "index", d.seg_index.astype(np.int64).reshape(-1, 4))
@@ -135,7 +134,7 @@ class PreparedFile:
         if not is_h5:
             raise UserError(self.path, "not an HDF5 file (expected a prepared data file)")
         try:
-            with tables.open_file(self.path, "r") as f:
+            with open_h5(self.path, "r", self.path) as f:  # refuses pickled attributes and object arrays
                 self._load(f)
         except (tables.NoSuchNodeError, KeyError, AttributeError, ValueError, TypeError, UnicodeDecodeError) as e:
             raise UserError(self.path, f"not a valid prepared data file ({type(e).__name__}: {e})") from None

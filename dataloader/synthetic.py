@@ -29,6 +29,7 @@ import numpy as np
 
 from .atomic import check_out_dir
 from .errors import UserError
+from .h5safe import open_h5
 
 FORMAT = "physiodiff-synthetic-1"
 _JSON_ATTRS = ("channels", "label_spec")
@@ -68,7 +69,9 @@ class SyntheticWriter:
         if not self.path.exists():
             return None
         try:
-            h5 = tables.open_file(str(self.path), "a")
+            h5 = open_h5(self.path, "a", str(self.path))  # refuses (UserError) a planted unsafe file
+        except UserError:
+            raise
         except Exception:  # an interrupted HDF5 write can leave an unreadable file: start over
             self._discard("it could not be opened")
             return None
@@ -97,7 +100,7 @@ class SyntheticWriter:
 
     def _create(self, attrs: dict[str, Any], run_key: str, n_channels: int, length: int) -> Any:
         tables = self._tables
-        h5 = tables.open_file(str(self.path), "w", title="physiodiff synthetic samples")
+        h5 = open_h5(self.path, "w", str(self.path), title="physiodiff synthetic samples")
         try:
             filt = tables.Filters(complevel=1, complib="zlib", shuffle=True)
             n = max(1, self.n_total)
@@ -169,15 +172,17 @@ def read_synthetic(path: str | os.PathLike, scaled: bool = False) -> tuple[np.nd
     """Read a generated file: `(samples (N, C, L) float32, labels (N, n_labels) int64, attrs)`.
 
     `samples` are physical units, or the [-1, 1] copy with `scaled=True` (the file must have it).
-    JSON attributes (channels, label_spec) come back parsed. Bad files raise `UserError`.
+    JSON attributes (channels, label_spec) come back parsed. Bad files (unsafe, malformed, shapes that
+    disagree with the attributes, values that are not finite or far outside the channels' ranges) raise
+    `UserError`: a file that would be scored silently wrong is refused instead.
     """
-    import tables
-
     p = Path(path)
     if not p.is_file():
         raise UserError(str(path), "synthetic samples file not found")
     try:
-        h5 = tables.open_file(str(p), "r")
+        h5 = open_h5(p, "r", str(path))
+    except UserError:
+        raise
     except Exception:
         raise UserError(str(path), "not a readable HDF5 file (truncated or another format?)") from None
     with h5, warnings.catch_warnings():
@@ -188,12 +193,75 @@ def read_synthetic(path: str | os.PathLike, scaled: bool = False) -> tuple[np.nd
         node = "samples_scaled" if scaled else "samples"
         if node not in h5.root:
             raise UserError(str(path), f"has no /{node} (generate with --scaled to keep it)")
-        samples = getattr(h5.root, node)[:]
-        labels = h5.root.labels[:len(samples)]
-        attrs: dict[str, Any] = {}
-        for k in a._v_attrnamesuser:
-            v = a[k]
-            if isinstance(v, np.generic):
-                v = v.item()
-            attrs[k] = json.loads(v) if k in _JSON_ATTRS else v
-    return samples.astype(np.float32), labels.astype(np.int64), attrs
+        samples = _numeric_node(h5, node, 3, str(path))
+        labels = _numeric_node(h5, "labels", 2, str(path))
+        attrs = _read_attrs(a, str(path))
+    _check_synthetic(samples, labels, attrs, scaled, str(path))
+    return samples.astype(np.float32), labels[:len(samples)].astype(np.int64), attrs
+
+
+def _numeric_node(h5: Any, name: str, ndim: int, where: str) -> np.ndarray:
+    """/name as a numeric array of rank `ndim`, or UserError."""
+    if name not in h5.root:
+        raise UserError(where, f"has no /{name}")
+    try:
+        arr = np.asarray(getattr(h5.root, name)[:])
+    except Exception as e:  # a node of another kind (group, table, string array) or unreadable data
+        raise UserError(where, f"/{name} cannot be read as an array ({type(e).__name__})") from None
+    if arr.ndim != ndim or arr.dtype.kind not in "iuf":
+        raise UserError(where, f"/{name} has shape {arr.shape} and dtype {arr.dtype}; expected a numeric "
+                               f"array of rank {ndim}")
+    return arr
+
+
+def _read_attrs(a: Any, where: str) -> dict[str, Any]:
+    """The root attributes as plain values; the JSON ones parsed."""
+    attrs: dict[str, Any] = {}
+    for k in a._v_attrnamesuser:
+        v = a[k]
+        if isinstance(v, np.generic):
+            v = v.item()
+        if k in _JSON_ATTRS:
+            try:
+                v = json.loads(v)
+            except (TypeError, ValueError):
+                raise UserError(where, f"attribute {k!r} is not JSON text") from None
+        attrs[k] = v
+    return attrs
+
+
+def _check_synthetic(samples: np.ndarray, labels: np.ndarray, attrs: dict[str, Any], scaled: bool,
+                     where: str) -> None:
+    """Refuse samples (N, C, L) and labels (N', n_labels) that disagree with the attributes, and values
+    no generator of these channels can produce: non-finite, or more than one range width outside a
+    channel's range (generated samples lie inside it; a little slack admits other generators' files)."""
+    channels, spec = attrs.get("channels"), attrs.get("label_spec")
+    ok = isinstance(channels, list) and all(isinstance(c, dict) and isinstance(c.get("range"), list)
+                                            and len(c["range"]) == 2 for c in channels)
+    if not ok or not isinstance(spec, list):
+        raise UserError(where, "attributes 'channels' and 'label_spec' must be JSON lists (channels with a "
+                               "[lo, hi] range)")
+    if samples.shape[1] != len(channels):
+        raise UserError(where, f"samples have {samples.shape[1]} channels, the 'channels' attribute names "
+                               f"{len(channels)}")
+    if len(labels) < len(samples) or labels.shape[1] != len(spec):
+        raise UserError(where, f"/labels has shape {labels.shape}; expected ({len(samples)}, {len(spec)})")
+    try:
+        lo, hi = np.array([c["range"] for c in channels], dtype=np.float64).T
+    except (TypeError, ValueError):
+        raise UserError(where, "a channel range is not a pair of numbers") from None
+    if scaled:
+        lo, hi = np.full_like(lo, -1.0), np.full_like(hi, 1.0)
+    if not (np.isfinite(lo).all() and np.isfinite(hi).all() and (hi > lo).all()):
+        raise UserError(where, "a channel range is not finite with lo < hi")
+    for c in range(samples.shape[1]):
+        x = samples[:, c]
+        if not np.isfinite(x).all():
+            i = int(np.argwhere(~np.isfinite(x))[0, 0])
+            raise UserError(where, f"window {i} holds non-finite values in channel {channels[c].get('name', c)!r}")
+        w = hi[c] - lo[c]
+        bad = (x < lo[c] - w) | (x > hi[c] + w)
+        if bad.any():
+            i = int(np.argwhere(bad)[0, 0])
+            raise UserError(where, f"window {i} of channel {channels[c].get('name', c)!r} holds "
+                                   f"{float(x[i][bad[i]][0]):g}, far outside its range [{lo[c]:g}, {hi[c]:g}]")
