@@ -6,7 +6,9 @@
 --samples N draws the labels from the training windows' label distribution (stored in the model file);
 --samples FILE.csv asks for classes: label columns by name (class names or codes) and a last `count`
 column, e.g. `pH,delivery,count` / `pH<7.05,caesarean,8`; label columns it leaves out are drawn like the
-training windows that match the given ones.
+training windows that match the given ones. One file holds at most 1,000,000 windows and a class CSV at
+most 100,000 rows (dataloader/class_csv.py: MAX_WINDOWS, MAX_CSV_ROWS); a run whose estimated output
+(N x channels x length x 4 bytes, twice with --scaled) exceeds the free space of the --out folder is refused.
 
 The output (HDF5, PyTables): /samples (N, C, L) float32 in physical units, /labels (N, n_labels) codes,
 /samples_scaled with --scaled, and attributes (fs, channels, label spec, sampler, steps, guidance, seed,
@@ -20,7 +22,8 @@ from pathlib import Path
 import argparse
 from typing import Sequence
 
-from dataloader.atomic import check_out_dir
+from dataloader.atomic import check_out_dir, check_out_file
+from dataloader.class_csv import MAX_CSV_ROWS, MAX_WINDOWS
 from dataloader.cli import add_config_args, make_parser, run_main, set_threads
 from dataloader.config import load_config
 from dataloader.errors import UserError
@@ -38,7 +41,8 @@ def _parser():  # type: ignore[no-untyped-def]
     p.add_argument("--checkpoint", metavar="FILE", default=None,
                    help="model file (default: <train.out_dir>/model.safetensors)")
     p.add_argument("--samples", required=True, metavar="N|FILE.csv",
-                   help="number of windows (labels like the training data) or a class CSV with a count column")
+                   help=f"number of windows (labels like the training data) or a class CSV with a count column; "
+                        f"at most {MAX_WINDOWS:,} windows per file, {MAX_CSV_ROWS:,} CSV rows")
     p.add_argument("--out", required=True, metavar="FILE.h5", help="output HDF5 file (its folder must exist)")
     p.add_argument("--sampler", default=None, metavar="NAME",
                    help="sampler (default: sample.sampler); one of: " + ", ".join(list_samplers()))
@@ -81,22 +85,35 @@ def _sample_args(cfg, a):  # type: ignore[no-untyped-def]
     return args
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    a = _parser().parse_intermixed_args(argv)  # overrides may come before or after options
-    cfg = load_config(a.config, a.overrides)
-    args = _sample_args(cfg, a)
-    out = check_out_dir(a.out, "--out")
+def _check_outputs(a: argparse.Namespace) -> Path:
+    """Every output path is usable before any work: --out a .h5 name in an existing folder (not a folder
+    itself), --plot a folder (or a new name in an existing one), the --export folder not a file."""
+    out = check_out_file(a.out, "--out")
     if out.suffix not in (".h5", ".hdf5"):
         raise UserError("--out", f"expected a .h5 file name (got {a.out!r})")
     if a.plot is not None:
         check_out_dir(a.plot, "--plot")
+        if Path(a.plot).exists() and not Path(a.plot).is_dir():
+            raise UserError("--plot", f"{a.plot!r} is a file (expected a folder for generated.png)")
+    if a.export:
+        folder = out.with_name(f"{out.stem}-{a.export}")
+        if folder.exists() and not folder.is_dir():
+            raise UserError("--export", f"{str(folder)!r} is a file (the export writes a folder of that name)")
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    a = _parser().parse_intermixed_args(argv)  # overrides may come before or after options
+    cfg = load_config(a.config, a.overrides)
+    args = _sample_args(cfg, a)
+    out = _check_outputs(a)
     ckpt = a.checkpoint
     if ckpt is None:
         if cfg.get("train") is None:
             raise UserError("--checkpoint", "give the model file (the config has no train.out_dir)")
         ckpt = str(Path(cfg.train.out_dir) / "model.safetensors")
     from diffusion.checkpoint import check_against_config, read_model_meta
-    from diffusion.generation import generate_file, plan_labels
+    from diffusion.generation import check_free_space, generate_file, output_bytes, plan_labels
 
     meta = read_model_meta(ckpt)
     check_against_config(meta.data, cfg, ckpt)
@@ -118,6 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(note, file=sys.stderr)
     else:
         labels = plan_labels(a.samples, meta, args.seed)
+    check_free_space(len(labels), meta, out, a.scaled)
     real = None
     if a.plot is not None:
         from dataloader.dataset import WindowDataset
@@ -125,7 +143,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         real = WindowDataset(cfg.data.prepared, "test")  # fails early (UserError) if there is no prepared file
     if a.dry_run:
         print(cfg.yaml(), end="")
-        print(f"# would write {len(labels)} windows to {out} with {args}")
+        size = output_bytes(len(labels), meta, a.scaled) / 1e6
+        print(f"# would write {len(labels):,} windows (about {size:,.1f} MB uncompressed) to {out} with {args}")
         return 0
 
     from accelerate import PartialState

@@ -15,13 +15,13 @@ import os
 from pathlib import Path
 from typing import Any, Optional
 
-import numpy as np
 import torch
 
+from dataloader.class_csv import ConstantPlan, LabelPlan
 from dataloader.config import Config
 from dataloader.errors import UserError
 from diffusion.checkpoint import ModelMeta, load_model_file
-from diffusion.generation import SampleArgs, plan_labels
+from diffusion.generation import SampleArgs, parse_count, plan_labels
 
 from .base import Baseline, baseline_class, build_baseline
 
@@ -35,25 +35,23 @@ def is_conditional(meta: ModelMeta) -> bool:
     return bool(baseline_class(meta.config.model.type).conditional) and bool(meta.data.label_names)
 
 
-def plan_baseline_labels(samples: str, meta: ModelMeta, seed: int) -> tuple[np.ndarray, Optional[str]]:
-    """(N, n_labels) label rows for `--samples` and a note to print (None: nothing to say).
+def plan_baseline_labels(samples: str, meta: ModelMeta, seed: int) -> tuple[LabelPlan, Optional[str]]:
+    """The plan of the N label rows for `--samples` and a note to print (None: nothing to say).
 
-    Conditional models: as for diffusion (diffusion.generation.plan_labels). Unconditional ones: rows of -1;
-    a class CSV is a UserError.
+    Conditional models: as for diffusion (diffusion.generation.plan_labels). Unconditional ones: rows of -1
+    (the same limits on N); a class CSV is a UserError.
     """
     name = meta.config.model.type
     if is_conditional(meta):
         return plan_labels(samples, meta, seed), None
-    text = str(samples).strip()
-    if not text.isdigit():
+    n = parse_count(samples)
+    if n is None:
         raise UserError("--samples", f"{name} is an unconditional model: it cannot generate given classes "
-                                     f"(got {text!r}); give a number of windows (gan and wgan_gp take classes)")
-    n = int(text)
-    if n < 1:
-        raise UserError("--samples", f"must be >= 1 (got {n})")
+                                     f"(got {str(samples).strip()!r}); give a number of windows (gan and wgan_gp "
+                                     "take classes)")
     note = (f"note: {name} is unconditional: /labels holds -1 (no class) for every window"
             if meta.data.label_names else None)
-    return np.full((n, len(meta.data.label_names)), -1, np.int64), note
+    return ConstantPlan(n, len(meta.data.label_names), -1), note
 
 
 def baseline_sample_args(meta: ModelMeta, seed: int, batch_size: int) -> SampleArgs:

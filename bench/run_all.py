@@ -19,12 +19,14 @@ RUNS: dict[str, list[list[str]]] = {
     "baselines_ctg": [["train"], ["generate"], ["score"]],   # train all models, generate from each, score
     "eval_speed": [["--stand-in", "2000"]],                  # 2000 validation-patient windows as the file
 }
+# commands that score files other steps make, not benchmarks of their own (helper modules have no __main__)
+NOT_BENCHMARKS = ("run_all", "__init__", "machine", "ts_benchmark")
 
 
 def benchmarks() -> list[str]:
     """Names of the benchmark modules (every bench/*.py with a `__main__` block, except this one)."""
     return sorted(p.stem for p in HERE.glob("*.py")
-                  if p.stem not in ("run_all", "__init__", "machine") and "__main__" in p.read_text())
+                  if p.stem not in NOT_BENCHMARKS and "__main__" in p.read_text())
 
 
 def main(argv: Sequence[str] | None = None) -> int:

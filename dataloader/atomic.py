@@ -1,17 +1,22 @@
 """Atomic file output: write to a temporary name in the target folder, then `os.replace`.
 
 A failure (exception, Ctrl-C) removes the temporary file, so no partial output is ever left
-behind and an existing file of the same name is not lost.
+behind and an existing file of the same name is not lost. A kill (SIGKILL, power loss) cannot run that
+clean-up; its temporary file is removed by the next write of the same target, which holds the target's
+lock (dataloader/lock.py) and so knows that no live writer owns it. The lock also makes a second
+concurrent writer of one output fail at once instead of racing the first.
 """
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Iterator
 
 from .errors import UserError
+from .lock import exclusive
 
 
 def check_out_dir(path: str | os.PathLike, where: str = "output") -> Path:
@@ -23,10 +28,39 @@ def check_out_dir(path: str | os.PathLike, where: str = "output") -> Path:
     return p
 
 
+def check_out_file(path: str | os.PathLike, where: str = "output") -> Path:
+    """`check_out_dir`, and `path` is not an existing folder (so the rename at the end cannot fail)."""
+    p = check_out_dir(path, where)
+    if p.is_dir():
+        raise UserError(where, f"{str(p)!r} is a folder (expected a file name)")
+    return p
+
+
+def remove_stale_temporaries(final: Path) -> list[Path]:
+    """Delete what killed writers of `final` left (`.tmp-<name>.XXXXXXXX` beside it, mkstemp's names);
+    call only while holding `final`'s lock. Returns the removed paths."""
+    pat = re.compile(r"^\.tmp-" + re.escape(final.name) + r"\.[A-Za-z0-9_]{8}$")
+    gone = []
+    for q in final.parent.iterdir() if final.parent.is_dir() else ():
+        if pat.match(q.name) and q.is_file():
+            with contextlib.suppress(FileNotFoundError):
+                q.unlink()
+                gone.append(q)
+    return gone
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, where: str = "output") -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it to `path` only if the block succeeds."""
-    final = check_out_dir(path, where)
+    final = check_out_file(path, where)
+    with exclusive(final, where):
+        remove_stale_temporaries(final)
+        with _temporary(final) as tmp:
+            yield tmp
+
+
+@contextlib.contextmanager
+def _temporary(final: Path) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".tmp-{final.name}.", dir=final.parent or ".")
     os.close(fd)
     tmp_path = Path(tmp)

@@ -54,7 +54,7 @@ class PreparedData:
     label_spec: list[dict[str, Any]]        # LabelCoder.to_dict() per label column
     source: str                             # data.source of the config
     config_text: str                        # resolved config YAML
-    created_utc: str                        # ISO time of creation
+    created_utc: str                        # ISO time of creation (SOURCE_DATE_EPOCH), or "": left out
 
     @property
     def storage(self) -> str:
@@ -72,8 +72,10 @@ def _put(f: Any, where: str, name: str, arr: np.ndarray) -> Any:
     import tables
 
     if arr.size == 0:
-        return f.create_earray(where, name, atom=tables.Atom.from_dtype(arr.dtype), shape=(0,) + arr.shape[1:])
-    return f.create_carray(where, name, obj=arr, filters=_filters())
+        return f.create_earray(where, name, atom=tables.Atom.from_dtype(arr.dtype), shape=(0,) + arr.shape[1:],
+                              track_times=False)
+    # track_times=False: HDF5 stamps every dataset with its creation time otherwise (same input, same bytes)
+    return f.create_carray(where, name, obj=arr, filters=_filters(), track_times=False)
 
 
 def write_h5(path: str | Path, d: PreparedData) -> None:
@@ -90,10 +92,12 @@ def write_h5(path: str | Path, d: PreparedData) -> None:
             w = d.windows.get(s, np.zeros((0, 2 + len(names)), np.int64)).astype(np.int64)
             node = _put(f, "/windows", s, w.reshape(-1, 2 + len(names)))
             node.attrs.columns = json.dumps(["segment", "offset"] + names)
-        f.create_array("/", "patients", obj=np.array([p.encode("utf-8") for p in d.patients]))
+        f.create_array("/", "patients", obj=np.array([p.encode("utf-8") for p in d.patients]), track_times=False)
         f.create_group("/", "meta")
-        f.create_array("/meta", "manifest", obj=np.frombuffer(canonical_json(d.manifest).encode(), np.uint8))
-        f.create_array("/meta", "config", obj=np.frombuffer((d.config_text or "\n").encode(), np.uint8))
+        f.create_array("/meta", "manifest", obj=np.frombuffer(canonical_json(d.manifest).encode(), np.uint8),
+                       track_times=False)
+        f.create_array("/meta", "config", obj=np.frombuffer((d.config_text or "\n").encode(), np.uint8),
+                       track_times=False)
         a = f.root._v_attrs
         a.format = FORMAT
         a.format_version = FORMAT_VERSION
@@ -105,7 +109,8 @@ def write_h5(path: str | Path, d: PreparedData) -> None:
         a.manifest_sha256 = d.manifest_sha256
         a.label_spec = json.dumps(d.label_spec)
         a.source = d.source
-        a.created_by = json.dumps({"package": "physiodiff", "version": PACKAGE_VERSION, "utc": d.created_utc})
+        made = {"package": "physiodiff", "version": PACKAGE_VERSION}
+        a.created_by = json.dumps({**made, "utc": d.created_utc} if d.created_utc else made)
 
 
 def write_prepared(path: str | Path, d: PreparedData) -> None:

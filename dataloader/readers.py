@@ -13,10 +13,11 @@ import csv
 import gzip
 import io
 import re
+import warnings
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
@@ -93,8 +94,9 @@ def _open_text(path: str):
     return open(path, newline="", encoding="utf-8-sig")
 
 
-def _csv_columns(path: str, header: list[str], channels: list[ChannelSpec]) -> list[str]:
-    """The CSV column for each channel, in channel order; missing, extra or repeated columns are errors."""
+def _csv_columns(path: str, header: list[str], channels: list[ChannelSpec], ignore: Sequence[str] = ()) -> list[str]:
+    """The CSV column for each channel, in channel order; missing, extra or repeated columns are errors.
+    Columns in `ignore` (data.ignore_columns, e.g. a timestamp) are skipped, and each must be present."""
     seen = set()
     for h in header:
         if h in seen:
@@ -107,14 +109,62 @@ def _csv_columns(path: str, header: list[str], channels: list[ChannelSpec]) -> l
             raise UserError(f"{path}:1", f"missing column for channel {ch.name!r} "
                                          f"(expected one of {ch.sources}; header has {header})")
         cols.append(col)
-    extra = [h for h in header if h not in cols]
+    absent = [c for c in ignore if c not in seen]
+    if absent:
+        raise UserError(f"{path}:1", f"column {absent[0]!r} of data.ignore_columns is not in the header "
+                                     f"(header has {header})")
+    extra = [h for h in header if h not in cols and h not in ignore]
     if extra:
-        raise UserError(f"{path}:1", f"extra column {extra[0]!r} (expected exactly the columns {cols})")
+        hint = "; list columns to skip in data.ignore_columns"
+        raise UserError(f"{path}:1", f"extra column {extra[0]!r} (expected exactly the columns "
+                                     f"{cols + list(ignore)}{hint})")
     return cols
 
 
-def read_csv(path: str, channels: list[ChannelSpec]) -> np.ndarray:
+def _first_long_row(path: str, n: int) -> str:
+    """`path:row` of the first row with more than `n` cells (only called after pandas said there is one)."""
+    with _open_text(path) as f:
+        reader = csv.reader(f)
+        for row in reader:
+            if len(row) > n:
+                return f"{path}:{reader.line_num}"
+    return path
+
+
+def _numbers(s: Any, path: str, col: str) -> np.ndarray:
+    """One CSV column (a pandas Series of N cells) -> (N,) float64; a cell that is not a number is a
+    UserError naming its row."""
+    import pandas as pd
+
+    if s.dtype.kind in "iuf":
+        return s.to_numpy(dtype=np.float64)
+    num, v = None, None
+    if s.dtype.kind == "O":  # text cells: find the first that is not a number (empty/NA cells are NaN: fine)
+        try:
+            num = pd.to_numeric(s, errors="coerce")
+            v = num.to_numpy(dtype=np.float64)
+        except (OverflowError, ValueError, TypeError):  # a 400-digit integer: no float holds it
+            v = None
+    bad = np.flatnonzero(num.isna().to_numpy() & s.notna().to_numpy()) if num is not None else []
+    if v is not None and not len(bad):
+        return v
+    if not len(bad):  # booleans, or an integer too large for a float: the first such cell
+        bad = np.flatnonzero(s.notna().to_numpy() & ~pd.Series([_is_float(c) for c in s]).to_numpy())
+    r = int(bad[0]) if len(bad) else 0
+    raise UserError(f"{path}:{r + 2}", f"column {col!r}: {str(s.iloc[r])[:60]!r} is not a number")
+
+
+def _is_float(cell: Any) -> bool:
+    try:
+        float(cell)
+    except (OverflowError, ValueError, TypeError):
+        return False
+    return not isinstance(cell, (bool, np.bool_))
+
+
+def read_csv(path: str, channels: list[ChannelSpec], ignore: Sequence[str] = ()) -> np.ndarray:
     """One CSV file (header row, one column per channel, one row per sample) -> (C, N) float64.
+    Columns named in `ignore` are not read (their cells may hold anything, e.g. timestamps).
 
     Rows are reported 1-based as in a text editor: the header is row 1, the first sample row 2.
     """
@@ -127,10 +177,19 @@ def read_csv(path: str, channels: list[ChannelSpec]) -> np.ndarray:
         raise UserError(path, f"cannot read file ({e})") from None
     if not first.strip():
         raise UserError(path, "empty file (expected a header row with the channel names)")
-    header = [h.strip() for h in next(csv.reader(io.StringIO(first)))]
-    cols = _csv_columns(path, header, channels)
     try:
-        df = pd.read_csv(path, skipinitialspace=True, engine="c", encoding="utf-8-sig")
+        header = [h.strip() for h in next(csv.reader(io.StringIO(first)), [])]
+    except csv.Error as e:
+        raise UserError(f"{path}:1", f"malformed header row ({e})") from None
+    cols = _csv_columns(path, header, channels, ignore)
+    try:
+        with warnings.catch_warnings():
+            # index_col=False: a row with one cell more than the header must not turn the first column into
+            # an index (pandas' default, which shifts every column by one); pandas warns instead: an error here
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            df = pd.read_csv(path, skipinitialspace=True, engine="c", encoding="utf-8-sig", index_col=False)
+    except pd.errors.ParserWarning:
+        raise UserError(_first_long_row(path, len(header)), f"more cells than the header's {len(header)}") from None
     except pd.errors.ParserError as e:
         m = re.search(r"line (\d+)", str(e))
         where = f"{path}:{m.group(1)}" if m else path
@@ -138,18 +197,13 @@ def read_csv(path: str, channels: list[ChannelSpec]) -> np.ndarray:
     except (OSError, EOFError, UnicodeDecodeError, ValueError, zlib.error) as e:
         raise UserError(path, f"cannot read CSV ({e})") from None
     df.columns = [str(c).strip() for c in df.columns]
+    if list(df.columns) != header:  # e.g. a quoted header cell that spans lines: the two parsers disagree
+        raise UserError(f"{path}:1", f"malformed header row (read as {list(df.columns)!r:.200})")
     if len(df) == 0:
         raise UserError(path, "no sample rows after the header")
     x = np.empty((len(channels), len(df)), dtype=np.float64)
     for i, (ch, col) in enumerate(zip(channels, cols)):
-        s = df[col]
-        if s.dtype.kind not in "iuf":
-            # find the first cell that is not a number (pandas reads empty/NA cells as NaN: not this)
-            num = pd.to_numeric(s, errors="coerce")
-            bad = np.flatnonzero(num.isna().to_numpy() & s.notna().to_numpy())
-            r = int(bad[0]) if len(bad) else 0
-            raise UserError(f"{path}:{r + 2}", f"column {col!r}: {s.iloc[r]!r} is not a number")
-        v = s.to_numpy(dtype=np.float64)
+        v = _numbers(df[col], path, col)
         nan = np.isnan(v)
         if nan.any() and ch.missing != "nan":
             r = int(np.flatnonzero(nan)[0])
@@ -220,7 +274,8 @@ def read_recording(cfg: DataConfig, patient: str, path: str, want_annotations: b
     """Read one recording of either format into physical units (C, N)."""
     if cfg.format == "csv":
         assert cfg.fs is not None  # DataConfig.check requires fs for CSV
-        return Recording(patient=patient, x=read_csv(path, cfg.channels), fs=float(cfg.fs), path=path)
+        x = read_csv(path, cfg.channels, cfg.ignore_columns)
+        return Recording(patient=patient, x=x, fs=float(cfg.fs), path=path)
     rec = read_wfdb(path, cfg, want_annotations)
     rec.patient = patient
     if cfg.fs is not None and abs(rec.fs - cfg.fs) > 1e-9:

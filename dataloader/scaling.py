@@ -45,14 +45,23 @@ def dequantize_int16(q: np.ndarray, dtype: type = np.float32) -> np.ndarray:
     return q.astype(dtype) * dtype(1.0 / INT16_SCALE)
 
 
+# range: auto refuses extremes this many bulk widths (q0.1 % .. q99.9 %) beyond the bulk: one stray 1e30 would
+# otherwise become the range and squash every real value onto -1
+OUTLIER_FACTOR = 100.0
+_BULK_Q = (0.001, 0.999)
+_KEEP_PER_RECORDING = 10_000  # values per recording and channel kept for the quantiles (evenly strided)
+
+
 def fit_ranges(channels: list[ChannelSpec], train_values: Iterable[tuple[np.ndarray, np.ndarray]],
                where: str = "data.channels") -> list[tuple[float, float]]:
     """Physical [lo, hi] per channel: the configured range, or for `range: auto` the min/max of the
     measured (unmasked) samples in `train_values`, an iterable of (x (C, N), mask (C, N)) of TRAINING
-    patients only. A constant channel gets [v - 1, v + 1] so that scaling stays defined."""
+    patients only. A constant channel gets [v - 1, v + 1] so that scaling stays defined. An auto range
+    whose extremes lie absurdly far outside the bulk of the values (see `check_auto_range`) is refused."""
     auto = [c for c, ch in enumerate(channels) if ch.range == "auto"]
     lo = np.full(len(channels), np.inf)
     hi = np.full(len(channels), -np.inf)
+    kept: dict[int, list[np.ndarray]] = {c: [] for c in auto}
     if auto:
         for x, m in train_values:
             for c in auto:
@@ -60,6 +69,7 @@ def fit_ranges(channels: list[ChannelSpec], train_values: Iterable[tuple[np.ndar
                 if v.size:
                     lo[c] = min(lo[c], float(v.min()))
                     hi[c] = max(hi[c], float(v.max()))
+                    kept[c].append(v[:: max(1, v.size // _KEEP_PER_RECORDING)])
     out: list[tuple[float, float]] = []
     for c, ch in enumerate(channels):
         if ch.range != "auto":
@@ -68,7 +78,26 @@ def fit_ranges(channels: list[ChannelSpec], train_values: Iterable[tuple[np.ndar
         if not np.isfinite(lo[c]):
             raise UserError(f"{where}.{c}.range", f"range: auto found no measured sample of {ch.name!r} "
                                                    "in the training patients; give the range")
+        check_auto_range(ch.name, float(lo[c]), float(hi[c]), np.concatenate(kept[c]), f"{where}.{c}.range")
         if hi[c] <= lo[c]:
             lo[c], hi[c] = lo[c] - 1.0, hi[c] + 1.0
         out.append((float(lo[c]), float(hi[c])))
     return out
+
+
+def check_auto_range(name: str, lo: float, hi: float, sample: np.ndarray, where: str) -> None:
+    """Refuse an auto range [lo, hi] that a few absurd values make: lo or hi more than OUTLIER_FACTOR bulk
+    widths beyond the bulk (q0.1 % .. q99.9 % of `sample` (M,), a strided subset of the values), or a width
+    that is not a finite number. The bulk width falls back to the bulk's magnitude when the bulk is constant."""
+    hint = "give the channel a range: [lo, hi], or valid: [lo, hi] to mark such values missing"
+    if not np.isfinite(hi - lo):
+        raise UserError(where, f"range: auto of {name!r} spans [{lo:g}, {hi:g}], not a finite width; {hint}")
+    q_lo, q_hi = (float(q) for q in np.quantile(sample, _BULK_Q))
+    width = (q_hi - q_lo) or max(abs(q_lo), abs(q_hi))
+    if width <= 0:
+        return  # a bulk of zeros: nothing to measure the extremes against
+    for value, gap in ((hi, hi - q_hi), (lo, q_lo - lo)):
+        if gap > OUTLIER_FACTOR * width:
+            raise UserError(where, f"range: auto of {name!r} would reach {value:g}, {gap / width:.3g} times the "
+                                   f"width of the bulk of the values [{q_lo:g}, {q_hi:g}] beyond it (q0.1 %, "
+                                   f"q99.9 %); {hint}")

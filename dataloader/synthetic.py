@@ -21,15 +21,17 @@ import json
 import os
 import sys
 import warnings
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
 
-from .atomic import check_out_dir
+from .atomic import check_out_file
+from .class_csv import LabelPlan, as_plan
 from .errors import UserError
 from .h5safe import open_h5
+from .lock import exclusive
+from .repro import stamp_time
 
 FORMAT = "physiodiff-synthetic-1"
 _JSON_ATTRS = ("channels", "label_spec")
@@ -45,23 +47,34 @@ class SyntheticWriter:
     """Append batches of generated windows; `finish()` renames the file into place.
 
     `attrs` must hold fs, channels, label_spec, config, sampler, steps, guidance_scale, seed, model_sha256,
-    package_version (see module docstring); `run_key` identifies the arguments, `labels` is the (N, n_labels)
-    plan of every label row, so that a continued run can check the rows already written.
+    package_version (see module docstring); `run_key` identifies the arguments, `labels` is the plan of
+    every label row (dataloader.class_csv.LabelPlan, or an (N, n_labels) array): each append writes its
+    batch's rows, and a continued run checks the rows already written against it, in chunks.
     """
 
-    def __init__(self, out: str | os.PathLike, *, attrs: dict[str, Any], run_key: str, labels: np.ndarray,
-                 n_channels: int, length: int, scaled: bool = False) -> None:
+    _CHECK_ROWS = 65536  # label rows compared per step when continuing (memory stays flat for any N)
+
+    def __init__(self, out: str | os.PathLike, *, attrs: dict[str, Any], run_key: str,
+                 labels: "LabelPlan | np.ndarray", n_channels: int, length: int, scaled: bool = False) -> None:
         import tables
 
-        self.out = check_out_dir(out, "--out")
+        self.out = check_out_file(out, "--out")
         self.path = partial_path(self.out)
-        self.labels = np.asarray(labels, np.int64)
-        self.n_total = len(self.labels)
+        # one writer per output for the writer's whole life: a second run on the same --out is refused
+        # before it can touch this one's unfinished file (released by close(), also after finish())
+        self._lock = contextlib.ExitStack()
+        self._lock.enter_context(exclusive(self.out, "--out"))
+        self.plan = as_plan(labels)
+        self.n_total = self.plan.n
         self.scaled = scaled
         self._tables = tables
-        self.h5 = self._open_existing(run_key)
-        if self.h5 is None:
-            self.h5 = self._create(attrs, run_key, n_channels, length)
+        try:
+            self.h5 = self._open_existing(run_key)
+            if self.h5 is None:
+                self.h5 = self._create(attrs, run_key, n_channels, length)
+        except BaseException:
+            self._lock.close()
+            raise
 
     # -- opening ----------------------------------------------------------------------------------
     def _open_existing(self, run_key: str) -> Any:
@@ -77,26 +90,50 @@ class SyntheticWriter:
             return None
         try:
             ok = str(getattr(h5.root._v_attrs, "run_key", "")) == run_key
-            ok = ok and np.array_equal(h5.root.labels[:], self.labels)
             done = len(h5.root.samples)
             if ok and self.scaled:
                 done = min(done, len(h5.root.samples_scaled))
+            ok = ok and self._labels_match(h5.root.labels, done)
         except Exception:
             ok = False
         if not ok:
             h5.close()
             self._discard("it was written with other arguments")
             return None
-        for node in ("samples",) + (("samples_scaled",) if self.scaled else ()):
+        nodes = ("samples",) + (("samples_scaled",) if self.scaled else ()) + (("labels",) if self._grows() else ())
+        for node in nodes:
             arr = getattr(h5.root, node)
             if len(arr) > done:  # a batch was cut short between nodes: keep only complete rows
                 arr.truncate(done)
         print(f"continuing {self.out}: {done} of {self.n_total} samples already written", file=sys.stderr)
         return h5
 
+    def _grows(self) -> bool:
+        # /labels of a run without label columns is a (N, 0) array written whole: PyTables cannot extend
+        # an array with no column
+        return self.plan.n_labels > 0
+
+    def _labels_match(self, labels: Any, done: int) -> bool:
+        """The label rows 0 .. done - 1 in the file are the plan's (checked in chunks)."""
+        if self._grows() != isinstance(labels, self._tables.EArray) or len(labels) < done:
+            return False  # e.g. a partial file of an older version, whose /labels was written whole
+        if labels.shape[1:] != (self.plan.n_labels,):
+            return False
+        return all(np.array_equal(labels[i: min(done, i + self._CHECK_ROWS)],
+                                  self.plan.rows(i, min(done, i + self._CHECK_ROWS)))
+                   for i in range(0, done, self._CHECK_ROWS))
+
     def _discard(self, why: str) -> None:
         print(f"note: discarding unfinished {self.path} ({why})", file=sys.stderr)
-        self.path.unlink()
+        self.path.unlink(missing_ok=True)
+
+    def discard(self, why: str) -> None:
+        """Close and remove the unfinished file (a batch that cannot be written makes it useless: the same
+        arguments would reach the same batch again)."""
+        h5 = getattr(self, "h5", None)
+        if h5 is not None and h5.isopen:
+            h5.close()
+        self._discard(why)
 
     def _create(self, attrs: dict[str, Any], run_key: str, n_channels: int, length: int) -> Any:
         tables = self._tables
@@ -105,11 +142,15 @@ class SyntheticWriter:
             filt = tables.Filters(complevel=1, complib="zlib", shuffle=True)
             n = max(1, self.n_total)
             for node in ("samples",) + (("samples_scaled",) if self.scaled else ()):
-                h5.create_earray("/", node, tables.Float32Atom(), (0, n_channels, length), filters=filt,
+                h5.create_earray("/", node, tables.Float32Atom(), (0, n_channels, length), filters=filt, track_times=False,
                                  expectedrows=n, chunkshape=(1, n_channels, length))
-            # every label row is planned up front, so the labels are written whole at once (and a continued
-            # run can check that it plans the same ones)
-            h5.create_array("/", "labels", self.labels)
+            # label rows are appended batch by batch with their samples (a plan makes them on demand, so
+            # memory does not grow with N); a continued run checks the rows it finds against the plan
+            if self._grows():
+                h5.create_earray("/", "labels", tables.Int64Atom(), (0, self.plan.n_labels), track_times=False,
+                                 expectedrows=n)
+            else:
+                h5.create_array("/", "labels", np.zeros((self.n_total, 0), np.int64), track_times=False)
             a = h5.root._v_attrs
             for k, v in attrs.items():
                 setattr(a, k, json.dumps(v) if k in _JSON_ATTRS else v)
@@ -137,8 +178,14 @@ class SyntheticWriter:
         Their labels are rows done .. done + B of the plan given at construction.
         """
         b = len(samples)
-        if self.done + b > self.n_total:
-            raise ValueError(f"{self.done + b} samples exceed the planned {self.n_total}")
+        start = self.done
+        if start + b > self.n_total:
+            raise ValueError(f"{start + b} samples exceed the planned {self.n_total}")
+        if self._grows():  # /labels first: a batch cut short after it is truncated away on continuing
+            labels = self.h5.root.labels
+            if len(labels) > start:
+                labels.truncate(start)
+            labels.append(self.plan.rows(start, start + b))
         if self.scaled:
             if samples_scaled is None:
                 raise ValueError("this file keeps samples_scaled: pass them")
@@ -151,15 +198,20 @@ class SyntheticWriter:
         """Stamp the time, close and rename the complete file into place; returns the final path."""
         if self.done != self.n_total:
             raise ValueError(f"only {self.done} of {self.n_total} samples written")
-        self.h5.root._v_attrs.created_utc = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        when = stamp_time()  # no wall-clock time unless SOURCE_DATE_EPOCH: same input and seed, same bytes
+        if when is not None:
+            self.h5.root._v_attrs.created_utc = when
         self.h5.close()
         os.replace(self.path, self.out)
+        self.close()
         return self.out
 
     def close(self) -> None:
-        """Close without finishing (the partial file stays for a later run to continue)."""
-        if self.h5.isopen:
-            self.h5.close()
+        """Close without finishing (the partial file stays for a later run to continue); releases --out."""
+        h5 = getattr(self, "h5", None)
+        if h5 is not None and h5.isopen:
+            h5.close()
+        self._lock.close()
 
     def __enter__(self) -> "SyntheticWriter":
         return self

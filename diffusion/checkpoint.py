@@ -14,8 +14,10 @@ are `UserError`s that name both sides.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import math
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,9 +25,8 @@ from typing import Any, Callable, Optional
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
 
-from dataloader.atomic import atomic_path
+from dataloader.tensor_file import save_tensors
 from dataloader.config import Config, config_from_text
 from dataloader.errors import UserError
 
@@ -104,9 +105,57 @@ def save_model_file(path: str | os.PathLike, weights: dict[str, torch.Tensor], c
     metadata entries (a DP run adds "dp": JSON of the spent epsilon, delta, unit, noise; diffusion/dp.py)."""
     meta = {"format": FORMAT, "config": config_text, "data": data.to_json(), "step": str(step),
             "package_version": package_version(), **(extra or {})}
-    tensors = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in weights.items()}
-    with atomic_path(path, "train.out_dir") as tmp:
-        save_file(tensors, str(tmp), metadata=meta)
+    save_tensors(path, weights, meta, "train.out_dir")  # sorted header: same run, same bytes
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _data_spec(raw: Any, path: str) -> DataSpec:
+    """The `data` metadata, every field's type and shape checked: a damaged or hand-edited file is refused
+    here, naming the field, instead of failing deep inside generation (e.g. label_counts = "x")."""
+    def bad(name: str, what: str) -> UserError:
+        return UserError(path, f"damaged model metadata: data.{name} {what}")
+
+    names = {f.name for f in dataclasses.fields(DataSpec)}
+    if not isinstance(raw, dict) or not {"channels", "fs", "window_len"} <= set(raw) or not set(raw) <= names:
+        raise UserError(path, f"damaged model metadata: data must be a JSON object with the keys {sorted(names)}")
+    ch = raw["channels"]
+    if not isinstance(ch, list) or not ch or not all(
+            isinstance(c, dict) and isinstance(c.get("name"), str) and isinstance(c.get("unit", ""), str)
+            and isinstance(c.get("range"), list) and len(c["range"]) == 2 and all(map(_is_num, c["range"]))
+            and c["range"][0] < c["range"][1] for c in ch):
+        raise bad("channels", "must be a non-empty list of {name, unit, range: [lo, hi]} with finite lo < hi")
+    if not _is_num(raw["fs"]) or raw["fs"] <= 0:
+        raise bad("fs", f"must be a positive number (got {raw['fs']!r:.40})")
+    if not _is_int(raw["window_len"]) or raw["window_len"] < 1:
+        raise bad("window_len", f"must be a positive integer (got {raw['window_len']!r:.40})")
+    labels, classes = raw.get("label_names", []), raw.get("class_names", [])
+    if not isinstance(labels, list) or not all(isinstance(n, str) for n in labels):
+        raise bad("label_names", "must be a list of names")
+    if not isinstance(classes, list) or len(classes) != len(labels) or not all(
+            isinstance(c, list) and c and all(isinstance(n, str) for n in c) for c in classes):
+        raise bad("class_names", f"must hold a non-empty list of class names for each of the {len(labels)} labels")
+    _check_label_counts(raw.get("label_counts", []), [len(c) for c in classes], bad)
+    if not isinstance(raw.get("manifest_sha256", ""), str):
+        raise bad("manifest_sha256", "must be a string")
+    return DataSpec(**raw)
+
+
+def _check_label_counts(counts: Any, n_classes: list[int], bad: Callable[[str, str], UserError]) -> None:
+    """label_counts: rows [code per label..., window count], codes within their label's classes, count >= 1."""
+    width = len(n_classes) + 1
+    if not isinstance(counts, list) or not all(isinstance(r, list) and len(r) == width and all(map(_is_int, r))
+                                               for r in counts):
+        raise bad("label_counts", f"must be a list of rows of {width} integers (codes, then a window count)")
+    for i, r in enumerate(counts):
+        if r[-1] < 1 or any(not 0 <= c < k for c, k in zip(r[:-1], n_classes)):
+            raise bad(f"label_counts.{i}", f"{r} has a code outside its label's classes or a count < 1")
 
 
 def read_model_meta(path: str | os.PathLike, where: str = "--checkpoint") -> ModelMeta:
@@ -121,11 +170,18 @@ def read_model_meta(path: str | os.PathLike, where: str = "--checkpoint") -> Mod
         raise UserError(str(path), f"not a readable safetensors file, truncated or damaged? ({e})") from None
     if meta.get("format") != FORMAT:
         raise UserError(str(path), f"not a physiodiff model file (expected metadata format {FORMAT})")
+    for key in ("data", "step", "config"):
+        if not isinstance(meta.get(key), str):
+            raise UserError(str(path), f"damaged model metadata: {key!r} is missing")
     try:
-        data = DataSpec.from_json(meta["data"])
-        step = int(meta["step"])
-    except (KeyError, ValueError, TypeError) as e:
-        raise UserError(str(path), f"damaged model metadata ({e})") from None
+        raw = json.loads(meta["data"])
+    except (ValueError, RecursionError):
+        raise UserError(str(path), "damaged model metadata: 'data' is not JSON") from None
+    data = _data_spec(raw, str(path))
+    step = meta["step"].strip()
+    if not (step.isascii() and step.isdigit() and len(step) < 19):
+        raise UserError(str(path), f"damaged model metadata: 'step' must be a non-negative integer (got {step[:40]!r})")
+    step = int(step)
     cfg = config_from_text(meta["config"], f"{path} (stored config)")
     return ModelMeta(cfg, meta["config"], data, step, meta.get("package_version", ""), file_sha256(p))
 
@@ -172,6 +228,10 @@ def load_model_file(path: str | os.PathLike, cfg: Optional[Config] = None,
             weights = {k: f.get_tensor(k) for k in f.keys()}
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
         raise UserError(str(path), f"cannot read the weights, truncated or damaged? ({e})") from None
+    for k, t in weights.items():  # NaN or inf weights would generate a file of NaN with exit code 0
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise UserError(str(path), f"tensor {k!r} holds non-finite values (NaN or inf): the model is damaged "
+                                       "or its training diverged")
     try:
         model.load_state_dict(weights, strict=True)
     except RuntimeError as e:

@@ -1,7 +1,8 @@
 """Generation: which labels to generate, sampling in batches, and the appendable HDF5 output.
 
 `plan_labels` turns `--samples N` (labels drawn like the training windows) or `--samples classes.csv`
-into the (N, n_labels) label rows; `generate_file` samples them batch by batch with the model's EMA
+into a plan of the N label rows (dataloader/class_csv.py: made batch by batch, never held whole; at most
+MAX_WINDOWS per file); `generate_file` samples them batch by batch with the model's EMA
 weights and appends each batch to the output (dataloader/synthetic.py), so an interrupted run continues
 where it stopped when rerun with the same arguments. Window i's noise depends only on (seed, i), so the
 file is the same whatever the batch size and wherever a run was interrupted.
@@ -11,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -18,7 +20,8 @@ from typing import Any, Callable, Optional
 import numpy as np
 import torch
 
-from dataloader.class_csv import labels_from_requests, labels_like_training, read_class_csv
+from dataloader.class_csv import (MAX_WINDOWS, LabelPlan, RequestPlan, TrainingPlan, as_plan,
+                                  read_class_csv)
 from dataloader.errors import UserError
 from dataloader.scaling import to_physical
 from dataloader.synthetic import SyntheticWriter
@@ -47,26 +50,59 @@ class SampleArgs:
         return o
 
 
-def plan_labels(samples: str, meta: ModelMeta, seed: int) -> np.ndarray:
-    """`--samples N` or `--samples FILE.csv` -> (N, n_labels) int64 label codes."""
+def parse_count(text: str, where: str = "--samples") -> Optional[int]:
+    """`--samples` as a number of windows (1 .. MAX_WINDOWS), or None when it is not a number."""
+    t = str(text).strip()
+    if not (t.isascii() and t.isdigit()):
+        return None
+    if len(t) > 12 or int(t) > MAX_WINDOWS:  # len first: int() of a 10,000-digit string is refused by Python
+        shown = t if len(t) <= 12 else t[:12] + "..."
+        raise UserError(where, f"at most {MAX_WINDOWS:,} windows per file (got {shown}); split the run into "
+                               "several files")
+    if int(t) < 1:
+        raise UserError(where, f"must be >= 1 or a class CSV (got {t})")
+    return int(t)
+
+
+def plan_labels(samples: str, meta: ModelMeta, seed: int) -> LabelPlan:
+    """`--samples N` or `--samples FILE.csv` -> the plan of N label rows (made batch by batch)."""
     d = meta.data
     n_labels = len(d.label_names)
     counts = np.asarray(d.label_counts, np.int64).reshape(-1, n_labels + 1)
+    n = parse_count(samples)
+    if n is not None:
+        return TrainingPlan(n, counts, n_labels, seed)
     text = str(samples).strip()
-    if text.isdigit():
-        n = int(text)
-        if n < 1:
-            raise UserError("--samples", f"must be >= 1 or a class CSV (got {n})")
-        return labels_like_training(n, counts, n_labels, seed)
     if not text.lower().endswith(".csv") and not Path(text).is_file():
         raise UserError("--samples", f"expected a number of windows or a class CSV file (got {text!r})")
     columns, rows = read_class_csv(text, d.label_names, d.class_names)
-    return labels_from_requests(columns, rows, counts, n_labels, seed, where=text)
+    return RequestPlan(columns, rows, counts, n_labels, seed)
 
 
-def run_key(meta: ModelMeta, args: SampleArgs, labels: np.ndarray, scaled: bool) -> str:
+def output_bytes(n: int, meta: ModelMeta, scaled: bool) -> int:
+    """Uncompressed size of a generated file: N x C x L float32 (twice with --scaled) plus int64 labels."""
+    d = meta.data
+    per = len(d.channels) * int(d.window_len) * 4 * (2 if scaled else 1) + 8 * len(d.label_names)
+    return int(n) * per
+
+
+def check_free_space(n: int, meta: ModelMeta, out: str | os.PathLike, scaled: bool) -> None:
+    """Refuse (UserError) a run whose estimated output does not fit in the free space of `out`'s folder.
+
+    The estimate is uncompressed (zlib rarely halves float noise), so a refusal is never a false alarm
+    by much, and a run that passes does not fill the disk hours in."""
+    folder = Path(out).parent if str(Path(out).parent) else Path(".")
+    need = output_bytes(n, meta, scaled)
+    free = shutil.disk_usage(folder).free
+    if need > free:
+        raise UserError("--out", f"{n:,} windows need about {need / 2**30:.2f} GiB ({need:,} bytes), but "
+                                 f"{folder} has {free / 2**30:.2f} GiB ({free:,} bytes) free")
+
+
+def run_key(meta: ModelMeta, args: SampleArgs, labels: LabelPlan, scaled: bool) -> str:
     """Identifies what a run writes: the same key means an unfinished file may be continued.
 
+    The labels enter as their plan's definition (requests, n, seed, label_counts), never as the rows.
     The batch size is left out on purpose: it does not change the samples (except for the samplers listed in
     diffusion.samplers.BATCH_DEPENDENT, whose key keeps it).
     """
@@ -75,24 +111,42 @@ def run_key(meta: ModelMeta, args: SampleArgs, labels: np.ndarray, scaled: bool)
     a = asdict(args)
     if args.sampler not in BATCH_DEPENDENT:
         a.pop("batch_size")
-    key = {"model": meta.sha256, "args": a, "scaled": scaled,
-           "labels": hashlib.sha256(np.ascontiguousarray(labels, np.int64).tobytes()).hexdigest(),
-           "n": int(len(labels))}
+    plan = hashlib.sha256(json.dumps(labels.definition(), sort_keys=True).encode()).hexdigest()
+    key = {"model": meta.sha256, "args": a, "scaled": scaled, "labels": plan, "n": int(labels.n)}
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
 
 
-def generate_file(model: torch.nn.Module, meta: ModelMeta, labels: np.ndarray, args: SampleArgs,
+def _sample_batch(model: torch.nn.Module, y: torch.Tensor, start: int, args: SampleArgs) -> np.ndarray:
+    """Windows start .. start + len(y) - 1 in [-1, 1], (B, C, L) float32; non-finite output is a UserError
+    (clamping would turn inf into a plausible-looking +-1 and NaN would be written as data)."""
+    with torch.no_grad():
+        x = model.sample(len(y), y, sampler=args.sampler, steps=args.steps, guidance_scale=args.guidance_scale,
+                         seed=args.seed, batch_size=args.batch_size, start_index=start, quantize=args.quantize,
+                         **args.opts())
+    x = x.float()
+    if not torch.isfinite(x).all():
+        bad = int((~torch.isfinite(x)).flatten(1).any(dim=1).nonzero()[0, 0]) + start
+        raise UserError("model output", f"window {bad} came out non-finite (NaN or inf) with sampler "
+                                        f"{args.sampler}, {args.steps} steps, guidance {args.guidance_scale:g}: "
+                                        "the model is unusable with these settings; nothing was written")
+    return x.clamp(-1, 1).cpu().numpy()
+
+
+def generate_file(model: torch.nn.Module, meta: ModelMeta, labels: LabelPlan | np.ndarray, args: SampleArgs,
                   out: str | os.PathLike, *, config_text: str, scaled: bool = False,
                   device: torch.device | str = "cpu",
                   on_batch: Optional[Callable[[int, int], None]] = None,
                   progress: bool = True) -> Path:
-    """Sample every label row of `labels` (N, n_labels) into the HDF5 file `out`; returns its path.
+    """Sample every label row of `labels` (a plan, or an (N, n_labels) array) into the HDF5 file `out`;
+    returns its path.
 
     Continues an unfinished file of the same arguments. `on_batch(done, total)` is called after each batch
-    is written (the tests interrupt a run there).
+    is written (the tests interrupt a run there). A batch that comes out non-finite discards the unfinished
+    file (rerunning the same arguments would give the same batch) and raises `UserError`.
     """
     from tqdm.auto import tqdm
 
+    plan = as_plan(labels)
     d = meta.data
     lo, hi = d.ranges
     attrs = {"fs": float(d.fs), "channels": d.channels, "label_spec": d.label_spec(), "config": config_text,
@@ -100,20 +154,18 @@ def generate_file(model: torch.nn.Module, meta: ModelMeta, labels: np.ndarray, a
              "guidance_scale": float(args.guidance_scale), "eta": -1.0 if args.eta is None else float(args.eta),
              "sigmas": args.sigmas, "seed": int(args.seed), "model_sha256": meta.sha256,
              "model_step": int(meta.step), "package_version": package_version()}
-    writer = SyntheticWriter(out, attrs=attrs, run_key=run_key(meta, args, labels, scaled), labels=labels,
+    writer = SyntheticWriter(out, attrs=attrs, run_key=run_key(meta, args, plan, scaled), labels=plan,
                              n_channels=len(d.channels), length=int(d.window_len), scaled=scaled)
-    n = len(labels)
+    n = plan.n
     with writer, tqdm(total=n, initial=writer.done, disable=not progress, desc="generate", unit="window") as bar:
         while writer.done < n:
             start = writer.done
             stop = min(n, start + args.batch_size)
-            y = torch.as_tensor(labels[start:stop], dtype=torch.long, device=device)
-            with torch.no_grad():
-                x = model.sample(stop - start, y, sampler=args.sampler, steps=args.steps,
-                                 guidance_scale=args.guidance_scale, seed=args.seed,
-                                 batch_size=args.batch_size, start_index=start, quantize=args.quantize,
-                                 **args.opts())
-            x = x.float().clamp(-1, 1).cpu().numpy()
+            try:
+                x = _sample_batch(model, torch.as_tensor(plan.rows(start, stop), device=device), start, args)
+            except UserError:
+                writer.discard("a batch came out non-finite")
+                raise
             writer.append(to_physical(x, lo, hi).astype(np.float32), x if scaled else None)
             bar.update(stop - start)
             if on_batch is not None:

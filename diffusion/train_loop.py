@@ -43,7 +43,7 @@ from .checkpoint import DataSpec, save_model_file
 from .data_order import WindowOrder
 from .lr_schedule import LRSchedule
 from .train_log import TrainLog
-from .train_state import find_checkpoint, list_checkpoints, load_checkpoint, read_state, save_checkpoint
+from .train_state import claim_run, find_checkpoint, list_checkpoints, load_checkpoint, read_state, save_checkpoint
 
 # plot_fn(path, synthetic (M, C, L), fs, channels, real=(N, C, L), synthetic_titles=..., real_titles=..., title=...)
 PlotFn = Callable[..., Any]
@@ -237,176 +237,177 @@ def train(cfg: Config, *,
     load_trained_first_stages(model, train_ds.channels, train_ds.fs, L)
     if dp is not None:
         dp.check_model(model)  # Opacus's validator: refuse (one line) before anything is written
-    if main:  # only now that data and model are known to be good: bad input leaves nothing behind
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "plots").mkdir(exist_ok=True)
-        write_text_atomic(out / "config.yaml", cfg.yaml(), "train.out_dir")
-    acc.wait_for_everyone()
-    params = [p for p in model.parameters() if p.requires_grad]
-    # foreach: one multi-tensor kernel per update instead of ~10 small ops per parameter (torch only picks it
-    # by default on GPUs; on CPU it saves most of the optimizer time of small models)
-    opt = torch.optim.AdamW(params, lr=tc.lr, betas=tuple(tc.betas), eps=tc.adam_eps,
-                            weight_decay=tc.weight_decay, foreach=True)
-    loss_module = _LossForward(model)
-    if dp is not None:  # per-sample gradients + DPOptimizer (clip, noise) around AdamW
-        loss_module, opt = dp.wrap(loss_module, opt, acc.device)
-    loss_module, opt = acc.prepare(loss_module, opt)
-    ema = EMA(model, decay=tc.ema_decay, warmup=tc.ema_warmup).to(acc.device)
-    sched = LRSchedule(opt, tc.lr_schedule, tc.lr, tc.max_steps, tc.warmup_steps, tc.lr_min,
-                       tc.plateau_patience, tc.plateau_factor)
-    gen = torch.Generator(device=acc.device).manual_seed(tc.seed * 1000 + 17 + rank)
-    torch.manual_seed(tc.seed * 1000 + 29 + rank)  # global RNG: dropout layers only, one stream per process
-    st: dict[str, Any] = {"step": 0, "epoch": 0, "consumed": 0, "elapsed_s": 0.0, "loss_sum": 0.0,
-                          "loss_n": 0, "val_loss": None}
-    if ckpt is not None:
-        saved = read_state(ckpt)
-        if saved["world_size"] != world:
-            raise UserError("--resume", f"{ckpt} was written by {saved['world_size']} process(es); resume it with "
-                                        f"as many (this run has {world})")
-        if saved["model_config"] != to_dict(cfg.model) or saved["manifest_sha256"] != spec.manifest_sha256:
-            raise UserError("--resume", f"{ckpt} was trained with another model section or other data; "
-                                        "use its config.yaml")
-        st, tensors, rank_tensors = load_checkpoint(acc, ckpt)
-        ema.load_state_dict({**st["ema"], **{k[4:]: v for k, v in tensors.items() if k.startswith("ema.")}})
-        sched.load_state_dict(st["lr_schedule"])
-        gen.set_state(rank_tensors["generator"])
-        if dp is not None:
-            dp.load_rank_tensors(rank_tensors)
-    log = TrainLog(out / "log.csv", st["step"] if ckpt else None) if main else None
-
-    loader = DataLoader(_Batches(train_ds), batch_size=None, sampler=_Endless(order, st["consumed"]),
-                        num_workers=tc.num_workers, pin_memory=acc.device.type == "cuda",
-                        generator=torch.Generator().manual_seed(tc.seed))  # its own: iter() must not draw from the global RNG
-    data = iter(loader)
-    val_idx = np.unique(np.linspace(0, len(val_ds) - 1, min(len(val_ds), tc.val_batches * tc.batch_size * world))
-                        .round().astype(np.int64)) if len(val_ds) else np.zeros(0, np.int64)
-    model_file, last_ckpt = out / "model.safetensors", ckpt
-
-    def validate() -> float:
-        """Mean loss over the fixed validation windows, fixed noise per window batch (all processes)."""
-        model.eval()
-        mine = val_idx[rank::world]
-        tot = torch.zeros(2, dtype=torch.float64, device=acc.device)
-        with torch.no_grad(), acc.autocast():
-            for b in range(0, len(mine), tc.batch_size):
-                idx = mine[b:b + tc.batch_size]
-                x, y, _ = val_ds.get_batch(idx)
-                g = torch.Generator(device=acc.device).manual_seed(tc.seed * 7919 + 1_000_003 + int(idx[0]))
-                loss = model.training_loss(x.to(acc.device), y.to(acc.device), generator=g)
-                tot += torch.tensor([float(loss) * len(idx), len(idx)], dtype=torch.float64, device=acc.device)
-        model.train()
-        tot = acc.reduce(tot, reduction="sum")
-        return float(tot[0] / tot[1]) if tot[1] > 0 else float("nan")
-
-    def plot(epoch: int) -> None:
-        ds, pool = (val_ds, val_idx) if len(val_idx) else (train_ds, np.arange(len(train_ds)))
-        # windows spread over the pool (so over patients and classes), the same ones every epoch
-        idx = pool[np.unique(np.linspace(0, len(pool) - 1, min(len(pool), tc.plot_samples)).round().astype(np.int64))]
-        x, y, _ = ds.get_batch(idx)
-        sample_cfg = cfg.get("sample")
-        model.eval()
-        with torch.random.fork_rng(devices=[]), ema_weights(model, ema):  # plots never touch training RNG
-            syn = model.sample(len(y), y.to(acc.device), sampler=tc.plot_sampler, steps=tc.plot_steps,
-                               guidance_scale=getattr(sample_cfg, "guidance_scale", 1.0), seed=tc.seed,
-                               batch_size=len(y), **model.plot_inputs(x.to(acc.device)))
-        model.train()
-        titles = label_titles(y, spec)
-        plot_fn(out / "plots" / f"epoch-{epoch:04d}.png", ds.to_physical(syn), spec.fs, spec.channels,
-                real=ds.to_physical(x), synthetic_titles=titles, real_titles=titles,
-                title=f"step {st['step']}: EMA samples ({tc.plot_sampler}, {tc.plot_steps} steps) beside real "
-                      f"validation windows")
-
-    def save() -> Path:
-        state = dict(st, world_size=world, model_config=to_dict(cfg.model), manifest_sha256=spec.manifest_sha256,
-                     lr_schedule=sched.state_dict(), epoch_steps=epoch_steps)
-        ema_state = ema.state_dict()
-        state["ema"] = {k: v for k, v in ema_state.items() if not isinstance(v, torch.Tensor)}
-        tensors = {f"ema.{k}": v for k, v in ema_state.items() if isinstance(v, torch.Tensor)}
-        path = save_checkpoint(acc, out, st["step"], state, tensors,
-                               {"generator": gen.get_state(), **(dp.rank_tensors() if dp is not None else {})},
-                               cfg.yaml(), tc.keep_checkpoints)
+    # only now that data and model are known to be good (bad input leaves nothing behind): the run folder is
+    # created and locked for the rest of the run, and the checkpoint to resume is found again under the lock
+    with contextlib.ExitStack() as run:
+        ckpt = claim_run(run, acc, out, resume, "train.out_dir")
         if main:
-            with ema_weights(model, ema):
-                save_model_file(model_file, model.state_dict(), cfg.yaml(), spec, st["step"],
-                                None if dp is None else dp.model_meta(st["step"]))
-        acc.wait_for_everyone()
-        return path
+            (out / "plots").mkdir(exist_ok=True)
+            write_text_atomic(out / "config.yaml", cfg.yaml(), "train.out_dir")
+        params = [p for p in model.parameters() if p.requires_grad]
+        # foreach: one multi-tensor kernel per update instead of ~10 small ops per parameter (torch only picks it
+        # by default on GPUs; on CPU it saves most of the optimizer time of small models)
+        opt = torch.optim.AdamW(params, lr=tc.lr, betas=tuple(tc.betas), eps=tc.adam_eps,
+                                weight_decay=tc.weight_decay, foreach=True)
+        loss_module = _LossForward(model)
+        if dp is not None:  # per-sample gradients + DPOptimizer (clip, noise) around AdamW
+            loss_module, opt = dp.wrap(loss_module, opt, acc.device)
+        loss_module, opt = acc.prepare(loss_module, opt)
+        ema = EMA(model, decay=tc.ema_decay, warmup=tc.ema_warmup).to(acc.device)
+        sched = LRSchedule(opt, tc.lr_schedule, tc.lr, tc.max_steps, tc.warmup_steps, tc.lr_min,
+                           tc.plateau_patience, tc.plateau_factor)
+        gen = torch.Generator(device=acc.device).manual_seed(tc.seed * 1000 + 17 + rank)
+        torch.manual_seed(tc.seed * 1000 + 29 + rank)  # global RNG: dropout layers only, one stream per process
+        st: dict[str, Any] = {"step": 0, "epoch": 0, "consumed": 0, "elapsed_s": 0.0, "loss_sum": 0.0,
+                              "loss_n": 0, "val_loss": None}
+        if ckpt is not None:
+            saved = read_state(ckpt)
+            if saved["world_size"] != world:
+                raise UserError("--resume", f"{ckpt} was written by {saved['world_size']} process(es); resume it with "
+                                            f"as many (this run has {world})")
+            if saved["model_config"] != to_dict(cfg.model) or saved["manifest_sha256"] != spec.manifest_sha256:
+                raise UserError("--resume", f"{ckpt} was trained with another model section or other data; "
+                                            "use its config.yaml")
+            st, tensors, rank_tensors = load_checkpoint(acc, ckpt)
+            ema.load_state_dict({**st["ema"], **{k[4:]: v for k, v in tensors.items() if k.startswith("ema.")}})
+            sched.load_state_dict(st["lr_schedule"])
+            gen.set_state(rank_tensors["generator"])
+            if dp is not None:
+                dp.load_rank_tensors(rank_tensors)
+        log = TrainLog(out / "log.csv", st["step"] if ckpt else None) if main else None
 
-    # ---- the loop ----------------------------------------------------------------------------
-    if main:
-        print(f"training {sum(p.numel() for p in params):,} parameters on {world} process(es) x {threads} "
-              f"thread(s), device {acc.device}; {len(train_ds)} training / {len(val_ds)} validation windows; "
-              f"{epoch_steps} steps per epoch; step {st['step']} -> {tc.max_steps}", flush=True)
-        if dp is not None:
-            print(dp.describe(), flush=True)
-    bar = tqdm(total=tc.max_steps, initial=st["step"], disable=not (progress and acc.is_local_main_process),
-               dynamic_ncols=True, desc="train")
-    t0, t_epoch, stopped = time.time(), time.time(), False
-    elapsed0 = float(st["elapsed_s"])
-    loss_acc = torch.zeros(2, dtype=torch.float64, device=acc.device)  # (sum of micro-batch losses, count)
-    windows = 0  # windows trained on by all processes since the epoch (or this session) began
-    model.train()
-    while st["step"] < tc.max_steps:
-        x, y = next(data)
-        x, y = x.to(acc.device, non_blocking=True), y.to(acc.device, non_blocking=True)
-        with acc.accumulate(loss_module):
-            if dp is not None and dp.empty_batch(loss_module, x):  # an empty Poisson batch: noise-only step
-                loss = torch.zeros((), device=acc.device)
-            else:
-                loss = loss_module(x, y, gen)
-                acc.backward(loss)
-            if acc.sync_gradients:
-                if tc.grad_clip and dp is None:  # under DP, Opacus clips each sample's gradient instead
-                    acc.clip_grad_norm_(params, tc.grad_clip)
-                sched.apply(st["step"])
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-        st["consumed"] += 1
-        loss_acc[0] += loss.detach().double()
-        loss_acc[1] += 1
-        windows += len(x) * world
-        if not acc.sync_gradients:
-            continue
-        st["step"] += 1
-        ema.update(model)
-        if on_step is not None:
-            on_step(st["step"])
-        bar.update(1)
-        if st["step"] % 10 == 0 or st["step"] == 1:
-            bar.set_postfix(loss=f"{float(loss.detach()):.4f}", lr=f"{opt.param_groups[0]['lr']:.2e}")
-        stopped = stop_now(st["step"], stop_after, tc.max_minutes, t0 - elapsed0, acc)
-        end_epoch = st["step"] % epoch_steps == 0 or st["step"] == tc.max_steps
-        if not (end_epoch or stopped):
-            continue
-        # bookkeeping of the epoch so far (kept in the checkpoint, so a resumed epoch reports all its steps)
-        sums = acc.reduce(loss_acc, "sum")
-        st["loss_sum"] += float(sums[0])
-        st["loss_n"] += int(sums[1])
-        loss_acc.zero_()
-        st["elapsed_s"] = elapsed0 + time.time() - t0
-        if end_epoch:
-            st["epoch"] += 1
-            train_time = time.time() - t_epoch
-            val = validate() if len(val_idx) else float("nan")
-            sched.observe(val)
-            st["val_loss"] = val
-            if log is not None:
-                log.append(step=st["step"], epoch=st["epoch"], train_loss=st["loss_sum"] / max(1, st["loss_n"]),
-                           val_loss=val, lr=opt.param_groups[0]["lr"], windows_per_s=windows / train_time,
-                           elapsed_s=st["elapsed_s"])
-                bar.write(f"epoch {st['epoch']} step {st['step']}: train {st['loss_sum'] / max(1, st['loss_n']):.4f} "
-                          f"val {val:.4f} lr {opt.param_groups[0]['lr']:.2e} {windows / train_time:.1f} windows/s"
-                          + (f" DP epsilon {dp.epsilon(st['step']):.3f}" if dp is not None else ""))
-            if plot_fn is not None and tc.plot_every and st["epoch"] % tc.plot_every == 0 and main:
-                plot(st["epoch"])
-            st["loss_sum"], st["loss_n"] = 0.0, 0
-        last_ckpt = save()
-        t_epoch, windows = time.time(), 0
-        if stopped:
-            break
-    bar.close()
-    return TrainResult(st["step"], model_file, last_ckpt, float(st["val_loss"] or float("nan")),
-                       stopped and st["step"] < tc.max_steps, main)
+        loader = DataLoader(_Batches(train_ds), batch_size=None, sampler=_Endless(order, st["consumed"]),
+                            num_workers=tc.num_workers, pin_memory=acc.device.type == "cuda",
+                            generator=torch.Generator().manual_seed(tc.seed))  # iter() must not draw global RNG
+        data = iter(loader)
+        val_idx = np.unique(np.linspace(0, len(val_ds) - 1, min(len(val_ds), tc.val_batches * tc.batch_size * world))
+                            .round().astype(np.int64)) if len(val_ds) else np.zeros(0, np.int64)
+        model_file, last_ckpt = out / "model.safetensors", ckpt
+
+        def validate() -> float:
+            """Mean loss over the fixed validation windows, fixed noise per window batch (all processes)."""
+            model.eval()
+            mine = val_idx[rank::world]
+            tot = torch.zeros(2, dtype=torch.float64, device=acc.device)
+            with torch.no_grad(), acc.autocast():
+                for b in range(0, len(mine), tc.batch_size):
+                    idx = mine[b:b + tc.batch_size]
+                    x, y, _ = val_ds.get_batch(idx)
+                    g = torch.Generator(device=acc.device).manual_seed(tc.seed * 7919 + 1_000_003 + int(idx[0]))
+                    loss = model.training_loss(x.to(acc.device), y.to(acc.device), generator=g)
+                    tot += torch.tensor([float(loss) * len(idx), len(idx)], dtype=torch.float64, device=acc.device)
+            model.train()
+            tot = acc.reduce(tot, reduction="sum")
+            return float(tot[0] / tot[1]) if tot[1] > 0 else float("nan")
+
+        def plot(epoch: int) -> None:
+            ds, pool = (val_ds, val_idx) if len(val_idx) else (train_ds, np.arange(len(train_ds)))
+            # windows spread over the pool (so over patients and classes), the same ones every epoch
+            idx = pool[np.unique(np.linspace(0, len(pool) - 1, min(len(pool), tc.plot_samples)).round().astype(np.int64))]
+            x, y, _ = ds.get_batch(idx)
+            sample_cfg = cfg.get("sample")
+            model.eval()
+            with torch.random.fork_rng(devices=[]), ema_weights(model, ema):  # plots never touch training RNG
+                syn = model.sample(len(y), y.to(acc.device), sampler=tc.plot_sampler, steps=tc.plot_steps,
+                                   guidance_scale=getattr(sample_cfg, "guidance_scale", 1.0), seed=tc.seed,
+                                   batch_size=len(y), **model.plot_inputs(x.to(acc.device)))
+            model.train()
+            titles = label_titles(y, spec)
+            plot_fn(out / "plots" / f"epoch-{epoch:04d}.png", ds.to_physical(syn), spec.fs, spec.channels,
+                    real=ds.to_physical(x), synthetic_titles=titles, real_titles=titles,
+                    title=f"step {st['step']}: EMA samples ({tc.plot_sampler}, {tc.plot_steps} steps) beside real "
+                          f"validation windows")
+
+        def save() -> Path:
+            state = dict(st, world_size=world, model_config=to_dict(cfg.model), manifest_sha256=spec.manifest_sha256,
+                         lr_schedule=sched.state_dict(), epoch_steps=epoch_steps)
+            ema_state = ema.state_dict()
+            state["ema"] = {k: v for k, v in ema_state.items() if not isinstance(v, torch.Tensor)}
+            tensors = {f"ema.{k}": v for k, v in ema_state.items() if isinstance(v, torch.Tensor)}
+            def write_model(path: Path) -> None:  # the inference file travels inside the checkpoint
+                with ema_weights(model, ema):
+                    save_model_file(path, model.state_dict(), cfg.yaml(), spec, st["step"],
+                                    None if dp is None else dp.model_meta(st["step"]))
+
+            return save_checkpoint(acc, out, st["step"], state, tensors,
+                                   {"generator": gen.get_state(), **(dp.rank_tensors() if dp is not None else {})},
+                                   cfg.yaml(), tc.keep_checkpoints, inference={model_file.name: write_model})
+
+        # ---- the loop ----------------------------------------------------------------------------
+        if main:
+            print(f"training {sum(p.numel() for p in params):,} parameters on {world} process(es) x {threads} "
+                  f"thread(s), device {acc.device}; {len(train_ds)} training / {len(val_ds)} validation windows; "
+                  f"{epoch_steps} steps per epoch; step {st['step']} -> {tc.max_steps}", flush=True)
+            if dp is not None:
+                print(dp.describe(), flush=True)
+        bar = tqdm(total=tc.max_steps, initial=st["step"], disable=not (progress and acc.is_local_main_process),
+                   dynamic_ncols=True, desc="train")
+        t0, t_epoch, stopped = time.time(), time.time(), False
+        elapsed0 = float(st["elapsed_s"])
+        loss_acc = torch.zeros(2, dtype=torch.float64, device=acc.device)  # (sum of micro-batch losses, count)
+        windows = 0  # windows trained on by all processes since the epoch (or this session) began
+        model.train()
+        while st["step"] < tc.max_steps:
+            x, y = next(data)
+            x, y = x.to(acc.device, non_blocking=True), y.to(acc.device, non_blocking=True)
+            with acc.accumulate(loss_module):
+                if dp is not None and dp.empty_batch(loss_module, x):  # an empty Poisson batch: noise-only step
+                    loss = torch.zeros((), device=acc.device)
+                else:
+                    loss = loss_module(x, y, gen)
+                    acc.backward(loss)
+                if acc.sync_gradients:
+                    if tc.grad_clip and dp is None:  # under DP, Opacus clips each sample's gradient instead
+                        acc.clip_grad_norm_(params, tc.grad_clip)
+                    sched.apply(st["step"])
+                opt.step()
+                opt.zero_grad(set_to_none=True)
+            st["consumed"] += 1
+            loss_acc[0] += loss.detach().double()
+            loss_acc[1] += 1
+            windows += len(x) * world
+            if not acc.sync_gradients:
+                continue
+            st["step"] += 1
+            ema.update(model)
+            if on_step is not None:
+                on_step(st["step"])
+            bar.update(1)
+            if st["step"] % 10 == 0 or st["step"] == 1:
+                bar.set_postfix(loss=f"{float(loss.detach()):.4f}", lr=f"{opt.param_groups[0]['lr']:.2e}")
+            stopped = stop_now(st["step"], stop_after, tc.max_minutes, t0 - elapsed0, acc)
+            end_epoch = st["step"] % epoch_steps == 0 or st["step"] == tc.max_steps
+            if not (end_epoch or stopped):
+                continue
+            # bookkeeping of the epoch so far (kept in the checkpoint, so a resumed epoch reports all its steps)
+            sums = acc.reduce(loss_acc, "sum")
+            st["loss_sum"] += float(sums[0])
+            st["loss_n"] += int(sums[1])
+            loss_acc.zero_()
+            st["elapsed_s"] = elapsed0 + time.time() - t0
+            if end_epoch:
+                st["epoch"] += 1
+                train_time = time.time() - t_epoch
+                val = validate() if len(val_idx) else float("nan")
+                sched.observe(val)
+                st["val_loss"] = val
+                if log is not None:
+                    log.append(step=st["step"], epoch=st["epoch"], train_loss=st["loss_sum"] / max(1, st["loss_n"]),
+                               val_loss=val, lr=opt.param_groups[0]["lr"], windows_per_s=windows / train_time,
+                               elapsed_s=st["elapsed_s"])
+                    bar.write(f"epoch {st['epoch']} step {st['step']}: train {st['loss_sum'] / max(1, st['loss_n']):.4f} "
+                              f"val {val:.4f} lr {opt.param_groups[0]['lr']:.2e} {windows / train_time:.1f} windows/s"
+                              + (f" DP epsilon {dp.epsilon(st['step']):.3f}" if dp is not None else ""))
+                if plot_fn is not None and tc.plot_every and st["epoch"] % tc.plot_every == 0 and main:
+                    plot(st["epoch"])
+                st["loss_sum"], st["loss_n"] = 0.0, 0
+            last_ckpt = save()
+            t_epoch, windows = time.time(), 0
+            if stopped:
+                break
+        bar.close()
+        return TrainResult(st["step"], model_file, last_ckpt, float(st["val_loss"] or float("nan")),
+                           stopped and st["step"] < tc.max_steps, main)
 
 
 class _Endless:

@@ -15,7 +15,7 @@ from typing import Any
 
 from torch import nn
 
-from dataloader.atomic import atomic_path
+from dataloader.tensor_file import save_tensors
 from dataloader.errors import UserError
 
 from .fcn import FCN, ConvAutoencoder
@@ -60,11 +60,7 @@ def extractor_meta(model: nn.Module, *, label: str | None, class_names: list[str
 
 def save_extractor(path: str | os.PathLike, model: nn.Module, meta: dict[str, Any]) -> None:
     """Write `model`'s weights and `meta` (from `extractor_meta`) to one safetensors file, atomically."""
-    from safetensors.torch import save_file
-
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    with atomic_path(path, "save_extractor") as tmp:
-        save_file(state, str(tmp), metadata={META_KEY: json.dumps(meta)})
+    save_tensors(path, model.state_dict(), {META_KEY: json.dumps(meta)}, "save_extractor")
 
 
 def load_extractor(path: str | os.PathLike, device: str = "cpu") -> tuple[nn.Module, dict[str, Any]]:

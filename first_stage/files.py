@@ -18,9 +18,8 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
 
-from dataloader.atomic import atomic_path
+from dataloader.tensor_file import save_tensors
 from dataloader.errors import UserError
 
 FORMAT = "physiodiff-first-stage-1"
@@ -37,9 +36,7 @@ def save_first_stage_file(path: str | os.PathLike, weights: dict[str, torch.Tens
     """Write the file atomically (temporary name in the same folder, then rename)."""
     meta = {"format": FORMAT, "first_stage": json.dumps(stage_config), "data": json.dumps(data),
             "scale": repr(float(scale)), "step": str(int(step)), "config": config_text}
-    tensors = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in weights.items()}
-    with atomic_path(path, "model.first_stage.out_dir") as tmp:
-        save_file(tensors, str(tmp), metadata=meta)
+    save_tensors(path, weights, meta, "model.first_stage.out_dir")
 
 
 def read_first_stage_file(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:

@@ -80,7 +80,7 @@ def _two_files(project: Path, tmp_path: Path) -> tuple[Path, Path]:
     good = real_as_synth(project, tmp_path / "realval.h5", "val")
     rng = np.random.default_rng(0)
     spec = [{"name": s["name"], "classes": s["classes"]} for s in pf.label_spec]
-    noise = write_synth(tmp_path / "noise.h5", rng.normal(0, 3, size=(60, 2, pf.window_len)),
+    noise = write_synth(tmp_path / "noise.h5", np.clip(rng.normal(0, 3, size=(60, 2, pf.window_len)), -6, 6),
                         rng.integers(0, 2, (60, 2)), pf.fs, pf.channels, spec)
     return good, noise
 

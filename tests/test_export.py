@@ -74,9 +74,12 @@ def test_export_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture) -> None
     assert not (tmp_path / "no").exists()
 
 
-def test_read_synthetic_attrs(tmp_path: Path) -> None:
+def test_read_synthetic_attrs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _synthetic(tmp_path / "syn.h5")
     s, lab, attrs = read_synthetic(tmp_path / "syn.h5")
     assert s.shape == (3, 2, 240) and lab.shape == (3, 2)
     assert attrs["channels"] == CHANNELS and attrs["label_spec"] == SPEC and attrs["fs"] == 4.0
-    assert attrs["created_utc"] and attrs["package_version"] == "0.1.0"
+    assert "created_utc" not in attrs and attrs["package_version"] == "0.1.0"  # no wall-clock time by default
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1767225600")
+    _synthetic(tmp_path / "stamped.h5")
+    assert read_synthetic(tmp_path / "stamped.h5")[2]["created_utc"] == "2026-01-01T00:00:00+00:00"

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from dataloader.class_csv import labels_like_training
+from dataloader.class_csv import TrainingPlan
 from dataloader.cli import run_main
 from dataloader.dataset import WindowDataset
 from dataloader.synthetic import partial_path, read_synthetic
@@ -90,7 +90,7 @@ def test_other_arguments_discard_a_partial_file(trained: Path, tmp_path: Path,
 def test_samples_n_follows_training_labels(trained: Path) -> None:
     meta = read_model_meta(trained.parent / "run" / "model.safetensors")
     train_labels = WindowDataset(tiny_config(trained).data.prepared, "train").labels
-    drawn = plan_labels("4000", meta, 0)
+    drawn = plan_labels("4000", meta, 0).rows(0, 4000)
     for j in range(train_labels.shape[1]):
         for c in range(len(meta.data.class_names[j])):
             assert abs((drawn[:, j] == c).mean() - (train_labels[:, j] == c).mean()) < 0.03
@@ -98,8 +98,9 @@ def test_samples_n_follows_training_labels(trained: Path) -> None:
     rows, counts = np.unique(train_labels, axis=0, return_counts=True)
     for r, n in zip(rows, counts):
         assert abs((drawn == r).all(axis=1).mean() - n / len(train_labels)) < 0.03
-    assert np.array_equal(drawn, plan_labels("4000", meta, 0))  # seeded
-    assert np.array_equal(labels_like_training(5, np.array([[1, 0, 7]]), 2, 0), np.tile([1, 0], (5, 1)))
+    assert np.array_equal(drawn, plan_labels("4000", meta, 0).rows(0, 4000))  # seeded
+    assert not np.array_equal(drawn, plan_labels("4000", meta, 1).rows(0, 4000))
+    assert np.array_equal(TrainingPlan(5, np.array([[1, 0, 7]]), 2, 0).rows(0, 5), np.tile([1, 0], (5, 1)))
 
 
 def test_class_csv_and_plot_and_export(trained: Path, tmp_path: Path) -> None:

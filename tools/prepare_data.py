@@ -16,7 +16,6 @@ import multiprocessing as mp
 import os
 import time
 from collections import Counter
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -28,6 +27,7 @@ from dataloader.cli import add_config_args, make_parser, run_main
 from dataloader.config import load_config
 from dataloader.config.data_schema import DataConfig
 from dataloader.errors import UserError
+from dataloader.repro import stamp_time
 from dataloader.labels import LabelCoder, annotation_codes, build_coders, read_labels_csv
 from dataloader.prepared import PreparedData, write_h5
 from dataloader.readers import list_recordings, read_recording
@@ -176,9 +176,39 @@ def _assemble(kept: list[dict[str, Any]], side: dict[str, str], ranges: list[tup
     return data, mask, np.concatenate(seg_rows).astype(np.int64), win
 
 
+def _output_paths(prepared: str) -> list[Path]:
+    out = Path(prepared)
+    return [out, out.with_suffix(".report.csv"), out.with_suffix(".yaml")]
+
+
+def check_outputs(cfg: Any) -> None:
+    """`data.prepared` and its report and config can be written where they are named: checked before any
+    work, so a bad path costs no reading and leaves nothing behind (UserError naming the path)."""
+    where = f"{cfg.path}: data.prepared"
+    try:
+        paths = _output_paths(cfg.data.prepared)
+    except ValueError:  # Path.with_suffix: "", "." or "/" name no file
+        raise UserError(where, f"{cfg.data.prepared!r} is not a file name") from None
+    if len({p.resolve() for p in paths}) < len(paths):
+        raise UserError(where, f"{str(paths[0])!r} would share a name with its report or config "
+                               f"({paths[1].name}, {paths[2].name}); use a .h5 name")
+    if cfg.path and paths[2].resolve() == Path(cfg.path).resolve():
+        raise UserError(where, f"the resolved config {str(paths[2])!r} would overwrite the config file itself; "
+                               "name the prepared file differently")
+    for anc in paths[0].resolve().parents:   # the first existing folder above must be a folder (mkdir later)
+        if anc.exists():
+            if not anc.is_dir():
+                raise UserError(where, f"{str(anc)!r} is a file, not a folder")
+            break
+    for p in paths:
+        if p.is_dir():
+            raise UserError(where, f"{str(p)!r} is a folder (expected a file name)")
+
+
 def prepare(cfg: Any, workers: Optional[int] = None) -> dict[str, Any]:
     """Run the whole preparation for a loaded config; returns facts for the summary."""
     t0 = time.time()
+    check_outputs(cfg)
     d: DataConfig = cfg.data
     coders = build_coders(d.label_columns)
     table = read_labels_csv(d.labels, d.id_column, coders) if any(c.source == "csv" for c in coders) else {}
@@ -228,7 +258,7 @@ def prepare(cfg: Any, workers: Optional[int] = None) -> dict[str, Any]:
                   for c, (a, b) in zip(d.channels, ranges)],
         patients=[r["patient"] for r in kept], manifest=manifest, manifest_sha256=manifest_sha256(manifest),
         label_spec=[c.to_dict() for c in coders], source=d.source, config_text=cfg.yaml(),
-        created_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        created_utc=stamp_time() or "")  # no wall-clock time unless SOURCE_DATE_EPOCH (same input, same bytes)
     _write_outputs(d.prepared, prep, list(rows.values()), cfg.yaml())
     return {"prep": prep, "rows": rows, "kept": kept, "results": results, "note": note,
             "seconds": time.time() - t0, "names": names}
@@ -236,7 +266,7 @@ def prepare(cfg: Any, workers: Optional[int] = None) -> dict[str, Any]:
 
 def _write_outputs(path: str, prep: PreparedData, rows: list[dict[str, Any]], config_text: str) -> None:
     """The HDF5 file, the report CSV and the config, each via a temporary name; all or nothing."""
-    out = Path(path)
+    out, report, config = _output_paths(path)
     # the one place that creates an output folder on purpose (data/ is not in git)
     out.parent.mkdir(parents=True, exist_ok=True)
     buf = io.StringIO()
@@ -244,8 +274,8 @@ def _write_outputs(path: str, prep: PreparedData, rows: list[dict[str, Any]], co
     w.writeheader()
     w.writerows(rows)
     with atomic_path(out, "data.prepared") as t_h5, \
-            atomic_path(out.with_suffix(".report.csv"), "data.prepared") as t_rep, \
-            atomic_path(out.with_suffix(".yaml"), "data.prepared") as t_cfg:
+            atomic_path(report, "data.prepared") as t_rep, \
+            atomic_path(config, "data.prepared") as t_cfg:
         t_rep.write_text(buf.getvalue())
         t_cfg.write_text(config_text)
         write_h5(t_h5, prep)
@@ -298,6 +328,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if a.workers is not None and a.workers < 1:
         raise UserError("--workers", f"must be >= 1 (got {a.workers})")
     cfg = load_config(a.config, a.overrides)
+    check_outputs(cfg)
     if a.dry_run:
         print(cfg.yaml(), end="")
         return 0

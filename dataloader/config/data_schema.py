@@ -119,6 +119,9 @@ class DataConfig:
     format: Literal["csv", "wfdb"] = "csv"      # per-patient CSV files or WFDB records
     fs: Optional[float] = field(default=None, metadata=limits(gt=0))  # source rate in Hz (CSV: required)
     target_fs: Optional[float] = field(default=None, metadata=limits(gt=0))  # resample to this rate
+    # CSV columns that are not channels and are skipped (e.g. a timestamp: [date]); every other column must
+    # be a channel's source. Each listed column must be in every file's header (a typo is an error)
+    ignore_columns: list[str] = field(default_factory=list)
     labels: Optional[str] = None                # labels CSV keyed by patient id (null: no CSV labels)
     id_column: str = "id"                       # patient id column of the labels CSV
     label_columns: list[LabelSpec] = field(default_factory=list)  # labels to condition on (may be empty)
@@ -149,5 +152,14 @@ class DataConfig:
         for k in (self.split.stratify, self.balance_by):
             if k is not None and k not in keys:
                 raise UserError(where, f"label {k!r} is not one of the label columns {keys}")
+        if len(set(self.ignore_columns)) != len(self.ignore_columns):
+            raise UserError(f"{where}.ignore_columns", f"a column is listed twice (got {self.ignore_columns})")
+        if self.ignore_columns and self.format != "csv":
+            raise UserError(f"{where}.ignore_columns", "applies to CSV recordings only (format: csv)")
+        sources = {s for c in self.channels for s in c.sources}
+        both = [c for c in self.ignore_columns if c in sources]
+        if both:
+            raise UserError(f"{where}.ignore_columns", f"column {both[0]!r} is also a channel's source; "
+                                                       "a column is either read or ignored")
         if not any(c.required for c in self.channels):
             raise UserError(f"{where}.channels", "at least one channel must be required")

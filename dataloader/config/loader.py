@@ -11,7 +11,7 @@ import yaml
 from ..errors import UserError
 from .data_schema import DataConfig
 from .typed import from_dict, to_dict
-from .yaml_io import LineDict, apply_override, load_with_includes
+from .yaml_io import apply_override, load_with_includes, parse_yaml
 
 # Further sections (model, train, sample, eval, privacy, ...) are registered here by their schema
 # modules in this package, so one validation sees every key. See `register_section`.
@@ -95,10 +95,7 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> Config:
 
 def config_from_text(text: str, src: str = "<stored config>") -> Config:
     """Rebuild a Config from resolved YAML text (as stored in model and data files)."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise UserError(src, f"stored config is not valid YAML ({e})") from None
+    data = parse_yaml(text, src)
     if not isinstance(data, dict):
         raise UserError(src, "stored config is not a mapping")
-    return Config(sections=_validate(LineDict(data), src), path=src)
+    return Config(sections=_validate(data, src), path=src)

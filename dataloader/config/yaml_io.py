@@ -28,7 +28,19 @@ class LineDict(dict):
 
 
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that rejects duplicate keys and records where each key stands."""
+    """SafeLoader that rejects duplicate keys and explicit tags, and records where each key stands."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        # A config holds plain values only: an explicit tag (`!!python/object`, `!!binary`, `!!set`, `!foo`,
+        # even `!!str`) either cannot be built safely or builds a type no schema field takes, and PyYAML's
+        # own error for it is several lines long. Refused here, where the event still knows its line.
+        ev = self.peek_event()
+        tag = getattr(ev, "tag", None)
+        if tag is not None:
+            name = getattr(self, "_file", "<config>")
+            raise UserError(f"{name}:{ev.start_mark.line + 1}",
+                            f"explicit YAML tag {tag!r} is not allowed in a config (write a plain value)")
+        return super().compose_node(parent, index)
 
 
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> LineDict:
@@ -39,6 +51,9 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = Fal
         key = loader.construct_object(key_node, deep=True)
         if not isinstance(key, (str, int, float, bool)) and key is not None:
             raise UserError(f"{name}:{key_node.start_mark.line + 1}", f"unsupported key {key!r}")
+        if isinstance(key, str) and not key.isprintable():
+            # keys end up in `where` of error messages unquoted: a newline there would break the one-line rule
+            raise UserError(f"{name}:{key_node.start_mark.line + 1}", f"key {key!r} holds control characters")
         if key in out:
             raise UserError(f"{name}:{key_node.start_mark.line + 1}",
                             f"duplicate key {key!r} (first at line {out.where[str(key)].rsplit(':', 1)[-1]})")
@@ -50,23 +65,50 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = Fal
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def parse_yaml(text: str, name: str) -> Any:
+    """Parse YAML `text` safely (`name`: the file, for messages). Duplicate keys, explicit tags, syntax
+    errors and nesting too deep for the parser all become a one-line `UserError` naming `name:line`."""
+    loader = None
+    try:
+        loader = _Loader(text)  # the reader checks for unprintable characters already here
+        loader._file = name  # type: ignore[attr-defined]
+        return loader.get_single_data()
+    except yaml.reader.ReaderError as e:
+        line = text[:e.position].count("\n") + 1
+        raise UserError(f"{name}:{line}", f"invalid YAML: character U+{e.character:04X} is not allowed") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{name}:{mark.line + 1}" if mark is not None else name
+        raise UserError(where, f"invalid YAML: {_one_line(getattr(e, 'problem', None) or e)}") from None
+    except RecursionError:
+        raise UserError(name, "invalid YAML: nested too deeply") from None
+    except (ValueError, OverflowError) as e:  # a constructor's own failure: a 5000-digit int, 2001-02-30
+        raise UserError(name, f"invalid YAML value: {_one_line(e)[:200]}") from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+
+
 def load_yaml(path: str | Path) -> Any:
-    """Load one YAML file safely; duplicate keys and syntax errors become `UserError`."""
+    """Load one YAML file safely; unreadable or non-UTF-8 files and bad YAML become `UserError`."""
     p = Path(path)
     if not p.is_file():
         raise UserError(str(path), "config file not found")
-    text = p.read_text()
-    loader = _Loader(text)
-    loader._file = str(path)  # type: ignore[attr-defined]
     try:
-        data = loader.get_single_data()
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        raise UserError(where, f"invalid YAML: {getattr(e, 'problem', None) or e}") from None
-    finally:
-        loader.dispose()
-    return data
+        raw = p.read_bytes()
+    except OSError as e:
+        raise UserError(str(path), f"cannot read config file ({e.strerror or e})") from None
+    try:
+        text = raw.decode("utf-8-sig")  # -sig: a byte-order mark from an editor is not part of the first key
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        raise UserError(f"{path}:{line}", f"config file is not UTF-8 text (byte 0x{raw[e.start]:02x} "
+                                          f"at offset {e.start})") from None
+    return parse_yaml(text, str(path))
 
 
 def deep_merge(base: Any, top: Any) -> Any:
@@ -105,6 +147,11 @@ def load_with_includes(path: str | Path, _stack: tuple[str, ...] = ()) -> LineDi
     return deep_merge(merged, data)
 
 
+def _is_index(part: str) -> bool:
+    # ASCII digits only: str.isdigit() is also true for "²", which int() refuses
+    return part.isascii() and part.isdigit()
+
+
 def apply_override(cfg: dict, text: str) -> None:
     """Apply one `a.b.c=value` override in place; list items are addressed by index (`channels.0`)."""
     if "=" not in text:
@@ -113,14 +160,13 @@ def apply_override(cfg: dict, text: str) -> None:
     parts = dotted.strip().split(".")
     if not all(parts):
         raise UserError("command line", f"override {text!r} has an empty key")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() != "" else ""
-    except yaml.YAMLError as e:
-        raise UserError("command line", f"override {text!r}: value is not valid YAML ({e})") from None
+    if not dotted.isprintable():
+        raise UserError("command line", f"override {text!r}: the key holds control characters")
+    value = parse_yaml(raw, f"command line ({dotted.strip()})") if raw.strip() != "" else ""
     node: Any = cfg
     for i, part in enumerate(parts[:-1]):
         if isinstance(node, list):
-            if not part.isdigit() or int(part) >= len(node):
+            if not _is_index(part) or int(part) >= len(node):
                 raise UserError("command line", f"override {dotted}: {part!r} is not an index of the list "
                                                 f"at {'.'.join(parts[:i]) or '<root>'} (0..{len(node) - 1})")
             node = node[int(part)]
@@ -132,7 +178,7 @@ def apply_override(cfg: dict, text: str) -> None:
             raise UserError("command line", f"override {dotted}: {'.'.join(parts[:i])} is not a section")
     last = parts[-1]
     if isinstance(node, list):
-        if not last.isdigit() or int(last) >= len(node):
+        if not _is_index(last) or int(last) >= len(node):
             raise UserError("command line", f"override {dotted}: {last!r} is not an index (0..{len(node) - 1})")
         node[int(last)] = value
     elif isinstance(node, dict):
