@@ -215,3 +215,15 @@ def test_same_input_and_seed_give_the_same_bytes(project: Path, tmp_path: Path) 
         sums.append([sha(d / "prepared.h5"), sha(d / "run" / "model.safetensors"), sha(d / "syn.h5")])
         time.sleep(1.1)  # a wall-clock stamp anywhere would now differ
     assert sums[0] == sums[1]
+
+
+def test_prepare_removes_temporaries_of_a_killed_preparation(project: Path, tmp_path: Path) -> None:
+    from tools.prepare_data import prepare
+
+    target = tmp_path / "prepared.h5"
+    litter = tmp_path / ".tmp-prepared.h5.x7k2m9qa"  # mkstemp's name for a write killed mid-way
+    litter.write_bytes(b"half an HDF5 file")
+    other = tmp_path / ".tmp-other.h5.x7k2m9qa"  # another output's temporary is not ours to remove
+    other.write_bytes(b"")
+    prepare(tiny_config(project, f"data.prepared={target}"), workers=1)
+    assert target.is_file() and not litter.exists() and other.exists()
