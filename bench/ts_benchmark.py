@@ -5,8 +5,8 @@
 REAL: a CSV series (e.g. ../shared/data/bench/etth2/etth2.csv.gz; non-numeric columns dropped, every channel
 min-max scaled over the whole series, stride-1 windows of --window steps) or a .npy (N, T, C) in [0, 1].
 SYN: the project's synthetic HDF5 (its [-1, 1] copy mapped to [0, 1]) or a .npy (M, T, C) in [0, 1].
-Writes DIR/report.json and DIR/report.md (DIR's parent must exist). Subcommands: `score` (more, e.g. train
-and generate, may be added beside it).
+Writes DIR/report.json and DIR/report.md (DIR's parent must exist). Subcommands: `score` (this), and `run`
+(prepare, train, generate and score one config over a grid of samplers and NFE: bench/ts_benchmark_run.py).
 """
 from __future__ import annotations
 
@@ -23,6 +23,8 @@ from dataloader.errors import UserError
 from .machine import machine_info
 from .ts_benchmark_data import WINDOWS, load_real, load_synthetic
 from .ts_benchmark_report import report_markdown
+from .ts_benchmark_run import __doc__ as run_doc
+from .ts_benchmark_run import add_run_args, run
 
 PROG = "python -m bench.ts_benchmark"
 
@@ -82,10 +84,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     sp = sub.add_parser("score", help="score synthetic windows against real ones", description=__doc__,
                         formatter_class=p.formatter_class)
     add_score_args(sp)
+    rp = sub.add_parser("run", help="prepare, train (time-capped), generate and score one config",
+                        description=run_doc, formatter_class=p.formatter_class)
+    add_run_args(rp)
     a = p.parse_args(argv)
     if a.command is None:
-        raise UserError(PROG, "a subcommand is needed: score (see --help)")
-    return score(a)
+        raise UserError(PROG, "a subcommand is needed: score or run (see --help)")
+    return score(a) if a.command == "score" else run(a)
 
 
 if __name__ == "__main__":

@@ -42,3 +42,30 @@ def report_markdown(rep: dict[str, Any]) -> str:
               f"torch {rep['machine']['torch']}, commit {rep['machine']['commit'] or '?'}, "
               f"{rep['machine']['utc']}; total {rep['seconds_total']} s.", ""]
     return "\n".join(lines)
+
+
+def run_markdown(rep: dict[str, Any]) -> str:
+    """report.md of `run`: one row per (sampler, NFE) with every score and the roughness ratio per channel."""
+    names = list(rep["rows"][0]["scores"]) if rep["rows"] else []
+    rvr = rep.get("real_vs_real") or {}
+    rough = rep["real_roughness"]
+    lines = ["# Time-series benchmark protocol (TimeGAN / Diffusion-TS): train, generate, score", "",
+             f"Config `{rep['config']}` {' '.join(rep['overrides'])}; training capped at {rep['train_minutes_cap']} "
+             f"min (took {rep['train_s']} s including start-up); {rep['real_windows']} real windows, "
+             f"{rep['generated_windows']} generated per cell"
+             + ("" if rep["generated_windows"] == rep["real_windows"] else " (capped: fewer than the protocol's)")
+             + f". Scores: mean ± std of {rep['runs']} runs, seed {rep['seed']}.", "",
+             "Roughness: mean |x[t+1] - x[t]| per channel in [0, 1] units, synthetic / real (1.00 = as smooth as "
+             "real; real: " + ", ".join(f"{c} {r:.4f}" for c, r in zip(rep["channels"], rough)) + ").", "",
+             "| sampler | steps | NFE | " + " | ".join(names) + " | roughness / real (per channel) |",
+             "| --- | --- | --- | " + " | ".join("---" for _ in names) + " | --- |"]
+    if rvr:
+        lines.append("| real vs real | | | " + " | ".join(_cell(rvr.get(n)) for n in names) + " | 1.00 |")
+    for r in rep["rows"]:
+        ratio = " ".join(f"{s / max(q, 1e-12):.2f}" for s, q in zip(r["roughness"], rough))
+        lines.append(f"| {r['sampler']} | {r['steps']} | {r['nfe'] if r['nfe'] is not None else ''} | "
+                     + " | ".join(_cell(r["scores"].get(n)) for n in names) + f" | {ratio} |")
+    m = rep["machine"]
+    lines += ["", f"Machine: {m['cpu']}, {m['cores']} cores, torch threads {rep['threads']}, torch {m['torch']}, "
+              f"commit {m['commit'] or '?'}, {m['utc']}.", ""]
+    return "\n".join(lines)
