@@ -2,7 +2,9 @@
 
 Every score compares synthetic windows with windows of patients the generator never saw (the reference split,
 `test` by default); the real-vs-real floor uses windows of the TRAIN patients in place of the synthetic ones
-(EVALUATION.md). Patients are the unit of every split; here only whole splits are read.
+(EVALUATION.md). Patients are the unit of every split; here only whole splits are read. A data set with no
+held-out patients (one series, all in train) may use `eval.reference: train`: then the floor draws its
+windows from the train windows that are not in the reference subset.
 """
 from __future__ import annotations
 
@@ -33,14 +35,18 @@ class RealSet:
         return len(set(self.patients))
 
 
-def real_subset(pf: PreparedFile, split: str, n: int | None, seed: int) -> RealSet:
+def real_subset(pf: PreparedFile, split: str, n: int | None, seed: int,
+                exclude: np.ndarray | None = None) -> RealSet:
     """Up to `n` windows of `split` drawn without replacement (seeded; all of them when the split has fewer),
-    kept in window order. UserError when the split is empty."""
+    kept in window order, never one of the window numbers in `exclude` (the reference's, when the floor is
+    drawn from the reference split itself). UserError when no window is left."""
     total = pf.n_windows(split)
-    if total == 0:
-        raise UserError(pf.path, f"split {split!r} has no windows")
+    pool = np.arange(total) if exclude is None else np.setdiff1d(np.arange(total), exclude)
+    if len(pool) == 0:
+        left = "" if exclude is None else f" besides the {len(exclude)} reference windows"
+        raise UserError(pf.path, f"split {split!r} has no windows{left}")
     rng = np.random.default_rng([seed, {"train": 0, "val": 1, "test": 2}.get(split, 3)])
-    idx = np.arange(total) if n is None or n >= total else np.sort(rng.choice(total, n, replace=False))
+    idx = pool if n is None or n >= len(pool) else np.sort(rng.choice(pool, n, replace=False))
     xs, ys, pids = [], [], []
     for i in range(0, len(idx), 512):                 # bounded memory: float64 physical copies per chunk
         xb, yb, pb = pf.batch(split, idx[i: i + 512])

@@ -119,8 +119,14 @@ def document(report: dict[str, Any]) -> str:
     lines = [f"# Evaluation: {', '.join(r['name'] for r in report['rows'][1:]) or 'real-vs-real floor only'}", "",
              f"Real data: `{report['prepared']}` (sha256 {report['data_sha256'][:12]}), reference = "
              f"{ref['n']} windows of {ref['patients']} {ref['split']} patients; floor row = {report['floor']['n']} "
-             f"windows of {report['floor']['patients']} train patients in place of synthetic data "
+             f"windows of {report['floor']['patients']} train patients in place of synthetic data"
+             f"{' (train windows not in the reference)' if ref['split'] == 'train' else ''} "
              f"({'from the cache' if report['floor'].get('cached') else 'computed in this run'}).",
              f"Metrics: {', '.join(report['metrics'])}. Seed {report['seed']}. Distances in physical units.", ""]
+    if ref["split"] == "train":
+        lines += ["**The reference is the TRAIN split**: the generator's own training windows (this data set has "
+                  "no held-out patients). The scores measure how well the model fits its training data, not how "
+                  "it generalises; where windows overlap (a stride below the window length) the floor row is "
+                  "optimistic.", ""]
     lines += fcn_lines + [""] if fcn_lines else []
     return "\n".join(lines) + "\n" + markdown(report)

@@ -23,7 +23,7 @@ from .metrics import FCN_METRICS, LABEL_METRICS, check_counts, check_metrics
 from .real_data import data_sha256, real_subset
 from .report import clean, document
 from .scoring import EvalContext, physio_names, score_set
-from .setup import label_names, open_reference, physio_plan
+from .setup import label_names, open_reference, physio_plan, reference_text
 
 
 def log(msg: str) -> None:
@@ -51,7 +51,8 @@ def evaluate(cfg: Any, ev: EvalConfig, synthetic: list[str], metrics: list[str] 
     plan = physio_plan(pf, ev.physio)
     ref = real_subset(pf, ev.reference, ev.n_real, ev.seed)
     check_counts(metrics, len(ref.x), f"{pf.path}: reference split {ev.reference!r}")
-    floor_set = real_subset(pf, "train", ev.n_floor, ev.seed)
+    # with reference: train the floor must not reuse the reference's windows (it would score 0 by construction)
+    floor_set = real_subset(pf, "train", ev.n_floor, ev.seed, ref.index if ev.reference == "train" else None)
     check_counts(metrics, len(floor_set.x), f"{pf.path}: split 'train'")
     sets: list[SynthSet] = [load_synthetic(p, pf, labels, metrics, ev.n_synthetic) for p in synthetic]
     names = [s.name for s in sets]
@@ -82,7 +83,9 @@ def evaluate(cfg: Any, ev: EvalConfig, synthetic: list[str], metrics: list[str] 
         cached["seconds"].update(secs)
         save_floor(ctx, cached)
     floor_seconds = round(time.perf_counter() - t0, 1)
-    rows = [{"name": "real-vs-real (train vs test patients)", "file": None, "n": len(floor_set.x),
+    floor_name = ("real-vs-real (other train windows vs the train reference)" if ev.reference == "train"
+                  else f"real-vs-real (train vs {ev.reference} patients)")
+    rows = [{"name": floor_name, "file": None, "n": len(floor_set.x),
              "metrics": {m: cached["results"][m] for m in metrics if m in cached["results"]},
              "seconds": cached["seconds"], "cached": not todo}]
 
@@ -98,7 +101,8 @@ def evaluate(cfg: Any, ev: EvalConfig, synthetic: list[str], metrics: list[str] 
 
     report = {
         "prepared": pf.path, "data_sha256": sha, "labels": labels, "metrics": metrics, "seed": ev.seed,
-        "reference": {"split": ev.reference, "n": len(ref.x), "patients": ref.n_patients},
+        "reference": {"split": ev.reference, "n": len(ref.x), "patients": ref.n_patients,
+                      "held_out": ev.reference != "train", "description": reference_text(ev.reference)},
         "floor": {"split": "train", "n": len(floor_set.x), "patients": floor_set.n_patients, "cached": not todo,
                   "cache_file": str(cache_file(ctx)), "seconds_this_run": floor_seconds},
         "fcns": {lab: {k: v for k, v in meta.items() if k not in ("channels", "settings")}

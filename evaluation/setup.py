@@ -19,8 +19,21 @@ def open_reference(cfg: Any, ev: EvalConfig) -> PreparedFile:
     path = ev.prepared or cfg.data.prepared
     pf = PreparedFile(path)
     if pf.n_windows(ev.reference) == 0:
-        raise UserError(path, f"the reference split {ev.reference!r} has no windows")
+        other = [s for s in ("test", "val", "train") if s != ev.reference and pf.n_windows(s) > 0]
+        hint = ((f"; set eval.reference to {' or '.join(other)}, or" if other else "; set")
+                + " eval.prepared to a prepared file with held-out patients")
+        if ev.reference != "train" and "train" in other:
+            hint += " (eval.reference: train scores against the generator's own training windows)"
+        raise UserError(f"{path}: eval.reference", f"the reference split {ev.reference!r} has no windows{hint}")
     return pf
+
+
+def reference_text(split: str) -> str:
+    """How the report names the reference: held-out patients, or plainly the training data itself."""
+    if split == "train":
+        return ("TRAIN split: the generator's own training windows (this data set has no held-out patients), "
+                "so the scores measure fit to the training data, not generalisation")
+    return f"{split} patients (never seen by the generator)"
 
 
 def label_names(pf: PreparedFile, ev: EvalConfig) -> list[str]:

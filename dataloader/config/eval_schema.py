@@ -74,7 +74,11 @@ class EvalConfig:
     """What eval.py compares synthetic files with (real windows of held-out patients) and which metrics run."""
 
     prepared: Optional[str] = None              # prepared HDF5 of the real data (default: data.prepared)
-    reference: Literal["test", "val"] = "test"  # split of the real reference (patients the generator never saw)
+    # split of the real reference: test or val (patients the generator never saw), or train for a data set with
+    # no held-out patients (one series, e.g. ETTh2 or Sines, all in train): the report then says that the
+    # reference is the generator's own training data, and the floor row uses other train windows than the
+    # reference (disjoint subsets)
+    reference: Literal["test", "val", "train"] = "test"
     # label columns (names) for the FCNs and label metrics; null = every label column of the prepared file
     labels: Optional[list[str]] = None
     metrics: list[str] = field(default_factory=lambda: list(METRICS))  # metrics to run (names: see README)
