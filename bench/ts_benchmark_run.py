@@ -38,6 +38,7 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="folder for the synthetic files and reports")
     p.add_argument("--minutes", type=float, default=15.0, help="training time cap (train.max_minutes)")
     p.add_argument("--skip-train", action="store_true", help="use the model already in train.out_dir")
+    p.add_argument("--skip-prepare", action="store_true", help="use the prepared file data.prepared as it is")
     p.add_argument("--grid", nargs="+", default=None, metavar="SAMPLER",
                    help="samplers to generate with (default: the config's sample.sampler)")
     p.add_argument("--nfe", nargs="+", type=int, default=None,
@@ -46,6 +47,8 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--runs", type=int, default=5, help="runs per score")
     p.add_argument("--seed", type=int, default=0, help="seed of generation and scoring")
     p.add_argument("--threads", type=int, default=2, help="torch threads of training and generation")
+    p.add_argument("--no-real-vs-real", action="store_true",
+                   help="skip the real-vs-real row (it depends only on the data: take it once per data set)")
 
 
 def steps_for_nfe(sampler: str, nfe: int, num_steps: int = 1000) -> tuple[int, int]:
@@ -110,7 +113,8 @@ def run(a: argparse.Namespace) -> int:
     if a.minutes <= 0 or a.runs < 1 or (a.n is not None and a.n < 1):
         raise UserError("--minutes/--runs/--n", "must be positive")
     over = list(a.overrides)
-    _cli(["-m", "tools.prepare_data", "--config", a.config, *over], a.threads)
+    if not a.skip_prepare:
+        _cli(["-m", "tools.prepare_data", "--config", a.config, *over], a.threads)
     real, cfg = real_windows(a.config, over)
     t0 = time.time()
     if not a.skip_train:
@@ -132,7 +136,8 @@ def run(a: argparse.Namespace) -> int:
                   "--threads", str(a.threads)], a.threads)
             gen_s = time.time() - t1
             syn, _ = load_synthetic(str(syn_path))
-            res = score_protocol(real, syn, runs=a.runs, seed=a.seed, real_vs_real=floor is None)
+            res = score_protocol(real, syn, runs=a.runs, seed=a.seed,
+                                 real_vs_real=floor is None and not a.no_real_vs_real)
             floor = floor or res.get("real_vs_real")
             rows.append({"sampler": sampler, "steps": steps, "nfe": nfe, "windows": int(len(syn)),
                          "generate_s": round(gen_s, 1), "scores": res["scores"],
