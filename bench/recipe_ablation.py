@@ -30,14 +30,12 @@ DATA = {"etth2": "configs/bench/etth2.yaml", "sines": "configs/bench/sines.yaml"
 # name -> (batch, overrides); "defaults" is what a config naming only its data got before issue 12
 RECIPES: dict[str, tuple[int, list[str]]] = {
     "eps linear lr2e-4 b32 (old schema defaults)": (32, ["model.diffusion.parameterization=eps",
-                                                "model.diffusion.schedule=linear", "train.lr=2.0e-4"]),
+                                                         "model.diffusion.schedule=linear", "train.lr=2.0e-4"]),
     "v cosine lr1e-3 b64": (64, ["model.diffusion.parameterization=v", "model.diffusion.schedule=cosine"]),
     "x0 cosine lr1e-3 b64": (64, ["model.diffusion.parameterization=x0", "model.diffusion.schedule=cosine"]),
-    "x0 linear lr1e-3 b64": (64, ["model.diffusion.parameterization=x0", "model.diffusion.schedule=linear"]),
-    "x0 cosine lr1e-3 b128": (128, ["model.diffusion.parameterization=x0", "model.diffusion.schedule=cosine"]),
+    "v linear lr1e-3 b64": (64, ["model.diffusion.parameterization=v", "model.diffusion.schedule=linear"]),
     "v cosine lr1e-3 b128": (128, ["model.diffusion.parameterization=v", "model.diffusion.schedule=cosine"]),
-    "x0 cosine lr1e-3 b64 ema0.9999": (64, ["model.diffusion.parameterization=x0",
-                                            "model.diffusion.schedule=cosine", "train.ema_decay=0.9999"]),
+    "x0 cosine lr1e-3 b128": (128, ["model.diffusion.parameterization=x0", "model.diffusion.schedule=cosine"]),
 }
 
 
