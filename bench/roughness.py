@@ -2,8 +2,9 @@
 with several samplers, compare mean |x[t+1] - x[t]| with the data's.
 
     python -m bench.roughness                  # the SWEEP below -> bench/results/roughness.json and .md
-    python -m bench.roughness --param eps|v|x0 [--schedule linear|cosine] [--steps 2000] [--batch 32]
+    python -m bench.roughness --param eps|v|x0|edm [--schedule linear|cosine|edm] [--steps 2000] [--batch 32]
         [--lr 2e-4] [--ema 0.999] [--n 256] [--clip] [--raw] [--no-head-norm] [--diagnose] [--json OUT.json]
+        [--min-snr-gamma G] [--fourier-weight W|auto] [--sigma-data SD] [--p-mean M] [--p-std S]
 
 Data: TimeGAN's Sines (tools/make_sines.py; 5 channels x 24 steps in [0, 1], scaled to [-1, 1] as the
 pipeline does), trained in-process with the model's own `training_loss` (AdamW, global-norm clipping 1.0,
@@ -12,6 +13,9 @@ reported in [0, 1] units (the benchmark's min-max scale), with and without the f
 generate.py applies. `--diagnose` also prints, per noise level, the denoiser's error on real windows and
 the share of the added noise it leaves in its estimate (`left`): a denoiser that removes a fixed amount
 of noise, whatever the sample's own noise amplitude, leaves a noise floor in every sample.
+The training-recipe flags (`model.diffusion` keys min_snr_gamma, fourier_weight, and for --param edm
+sigma_data, p_mean, p_std; see dataloader/config/model_schema.py) go into the model's DiffusionConfig; the
+ones given are recorded under "recipe" in the results. EDM is meant with `--param edm --schedule edm`.
 """
 from __future__ import annotations
 
@@ -47,12 +51,16 @@ def sines_scaled(n: int, seed: int, length: int = 24, channels: int = 5) -> torc
     return torch.tensor(sine_windows(n, length, channels, seed) * 2 - 1, dtype=torch.float32)
 
 
-def build_model(param: str, schedule: str, channels: int, length: int, size: str = "tiny") -> Any:
-    """A DiffusionModel of the `size` preset with the given parameterisation and schedule."""
-    from dataloader.config.model_schema import DiffusionConfig, ModelConfig
+def build_model(param: str, schedule: str, channels: int, length: int, size: str = "tiny",
+                recipe: Optional[dict[str, Any]] = None) -> Any:
+    """A DiffusionModel of the `size` preset with the given parameterisation, schedule and `model.diffusion`
+    recipe keys (min_snr_gamma, fourier_weight, sigma_data, p_mean, p_std), checked as a config would be."""
+    from dataloader.config.model_schema import ModelConfig
+    from dataloader.config.typed import from_dict
     from diffusion.model import build_diffusion
 
-    mc = ModelConfig(size=size, diffusion=DiffusionConfig(schedule=schedule, parameterization=param))
+    d = {"schedule": schedule, "parameterization": param, **(recipe or {})}
+    mc = from_dict(ModelConfig, {"size": size, "diffusion": d}, "model", "bench.roughness")
     return build_diffusion(mc, channels, length, [])
 
 
@@ -114,12 +122,13 @@ def diagnose(model: Any, x0: torch.Tensor, seed: int = 3) -> list[dict[str, floa
 
 def run(param: str = "eps", schedule: str = "linear", steps: int = 2000, batch: int = 32, lr: float = 2e-4,
         ema_decay: float = 0.999, n: int = 256, clip: bool = False, raw: bool = False, head_norm: bool = True,
-        runs: Sequence[tuple[str, int]] = SAMPLER_RUNS, want_diag: bool = False) -> dict[str, Any]:
+        runs: Sequence[tuple[str, int]] = SAMPLER_RUNS, want_diag: bool = False,
+        recipe: Optional[dict[str, Any]] = None) -> dict[str, Any]:
     """Train on 10,000 Sines windows and measure; returns every number (see module docstring)."""
     torch.set_num_threads(1)
     data = sines_scaled(10000, seed=0)
     torch.manual_seed(0)
-    model = build_model(param, schedule, data.shape[1], data.shape[2])
+    model = build_model(param, schedule, data.shape[1], data.shape[2], recipe=recipe)
     if not head_norm:  # ablation: the output head without its GroupNorm (it removes each window's level/scale)
         model.net.out_norm = torch.nn.Identity()
     t0 = time.time()
@@ -133,7 +142,7 @@ def run(param: str = "eps", schedule: str = "linear", steps: int = 2000, batch: 
     opts: dict[str, Any] = {}
     res: dict[str, Any] = {"param": param, "schedule": schedule, "steps": steps, "batch": batch, "lr": lr,
                            "ema": ema_decay, "weights": "raw" if raw else "ema", "clip_denoised": clip,
-                           "head_norm": head_norm,
+                           "head_norm": head_norm, **({"recipe": dict(recipe)} if recipe else {}),
                            "train_s": round(train_s, 1), "data_rough": roughness(data), "data_spread": spread(data),
                            "samplers": sampler_roughness(model, n, runs, **opts)}
     if want_diag:
@@ -167,6 +176,7 @@ TABLE_RUNS = ("ddim-5", "ddim-50", "dpm_solver-20", "ddpm-20", "ddpm-200", "k_dp
 def _label(r: dict[str, Any]) -> str:
     extra = [k for k, on in (("clip x0", r["clip_denoised"]), ("raw weights", r["weights"] == "raw"),
                              ("no head GN", not r.get("head_norm", True))) if on]
+    extra += [f"{k} {v}" for k, v in r.get("recipe", {}).items()]
     return f"{r['param']}, {r['schedule']}, lr {r['lr']:g}" + (f" ({', '.join(extra)})" if extra else "")
 
 
@@ -192,11 +202,16 @@ def write_results(results: list[dict[str, Any]], out_dir: Path = Path(__file__).
     (out_dir / "roughness.md").write_text("\n".join(lines) + "\n")
 
 
+def _fourier_weight(text: str) -> Any:
+    """--fourier-weight: a number or auto (as the config key)."""
+    return text if text == "auto" else float(text)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.roughness", description=__doc__.split("\n\n")[0])
-    p.add_argument("--param", default=None, choices=["eps", "v", "x0"],
+    p.add_argument("--param", default=None, choices=["eps", "v", "x0", "edm"],
                    help="one run with this parameterisation (default: the whole SWEEP into bench/results/)")
-    p.add_argument("--schedule", default="linear", choices=["linear", "cosine"])
+    p.add_argument("--schedule", default="linear", choices=["linear", "cosine", "edm"])
     p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--lr", type=float, default=2e-4)
@@ -207,7 +222,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--no-head-norm", action="store_true", help="ablation: no GroupNorm before the output conv")
     p.add_argument("--diagnose", action="store_true", help="per-noise-level denoiser errors on real windows")
     p.add_argument("--json", default=None, help="also write the numbers here")
+    p.add_argument("--min-snr-gamma", type=float, default=None, help="min-SNR-gamma loss weight (Hang 2023; 5)")
+    p.add_argument("--fourier-weight", type=_fourier_weight, default=None,
+                   help="weight of Diffusion-TS's Fourier term, or auto = sqrt(L) / 5")
+    p.add_argument("--sigma-data", type=float, default=None, help="--param edm: sigma_data (default 0.5)")
+    p.add_argument("--p-mean", type=float, default=None, help="--param edm: mean of training ln(sigma) (-1.2)")
+    p.add_argument("--p-std", type=float, default=None, help="--param edm: std of training ln(sigma) (1.2)")
     a = p.parse_args(argv)
+    recipe = {k: v for k, v in (("min_snr_gamma", a.min_snr_gamma), ("fourier_weight", a.fourier_weight),
+                                ("sigma_data", a.sigma_data), ("p_mean", a.p_mean), ("p_std", a.p_std))
+              if v is not None}
     if a.param is None:
         results = []
         for param, schedule, lr, extra in SWEEP:
@@ -216,7 +240,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         write_results(results)
         return 0
     res = run(a.param, a.schedule, a.steps, a.batch, a.lr, a.ema, a.n, a.clip, a.raw, not a.no_head_norm,
-              want_diag=a.diagnose)
+              want_diag=a.diagnose, recipe=recipe)
     _print(res)
     if a.json:
         with open(a.json, "w") as f:

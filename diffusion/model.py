@@ -22,10 +22,13 @@ from dataloader.errors import UserError
 from first_stage import FirstStage, build_first_stage
 
 from .guidance import CFGDenoiser, drop_labels
+from .fourier_loss import fourier_loss, resolve_fourier_weight
+from .loss_weight import min_snr_weight
 from .losses import build_loss
 from .precond import Denoiser
 from .samplers import CountingDenoiser, NoiseSource, sample as run_sampler
 from .schedule import NoiseSchedule
+from .training_noise import draw_noise_levels
 from .unet1d import UNet1D
 
 
@@ -40,13 +43,19 @@ class DiffusionModel(nn.Module):
 
     def __init__(self, first_stage: FirstStage, net: UNet1D, schedule: NoiseSchedule, parameterization: str,
                  loss: Callable[..., torch.Tensor], channels: int, length: int, label_classes: Sequence[int],
-                 p_uncond: float = 0.1, p_uncond_all: float = 0.1) -> None:
+                 p_uncond: float = 0.1, p_uncond_all: float = 0.1, min_snr_gamma: Optional[float] = None,
+                 fourier_weight: float = 0.0, sigma_data: float = 0.5, p_mean: float = -1.2,
+                 p_std: float = 1.2) -> None:
         super().__init__()
         self.first_stage = first_stage
         self.net = net
         self.schedule = schedule
         self.parameterization = parameterization
-        self.precond = Denoiser(net, schedule, parameterization)   # plain object: net is registered once
+        self.sigma_data, self.p_mean, self.p_std = float(sigma_data), float(p_mean), float(p_std)
+        # plain object: net is registered once
+        self.precond = Denoiser(net, schedule, parameterization, sigma_data=self.sigma_data)
+        self.min_snr_gamma = None if min_snr_gamma is None else float(min_snr_gamma)
+        self.fourier_weight = float(fourier_weight)
         self.loss_fn = loss
         self.channels, self.length = int(channels), int(length)
         self.label_classes = [int(n) for n in label_classes]
@@ -115,33 +124,60 @@ class DiffusionModel(nn.Module):
                       cfg_dropout: Optional[bool] = None, reduction: str = "mean") -> torch.Tensor:
         """Diffusion loss of a batch x (B, C, L) in [-1, 1] with labels (B, n) int64.
 
-        Draws (from `generator`, on its own device, in this order) timesteps t ~ U{0..T-1}, noise ~ N(0, I)
-        and, when `cfg_dropout` (default: self.training), the guidance label dropout. `t` (B,) int64 and
-        `noise` (B, C', L') may be given instead (e.g. for membership-inference scores). `mask` (B, 1 or C, L):
-        per-sample weights in data space (0 = ignore, e.g. interpolated gaps). Returns the mean over the
-        batch (reduction="mean") or one loss per sample (B,) (reduction="none").
+        Draws (from `generator`, on its own device, in this order) the noise levels (timesteps
+        t ~ U{0..T-1}, or for edm log-normal sigmas: training_noise.py), noise ~ N(0, I) and, when
+        `cfg_dropout` (default: self.training), the guidance label dropout. `t` (B,) int64 and `noise`
+        (B, C', L') may be given instead (e.g. for membership-inference scores). `mask` (B, 1 or C, L):
+        per-sample weights in data space (0 = ignore, e.g. interpolated gaps). The per-sample loss is
+        w(sigma) * d(F, target) + fourier_weight * fourier(D, z) (`_recipe_terms`). Returns the mean over
+        the batch (reduction="mean") or one loss per sample (B,) (reduction="none").
         """
         z = self.encode(x)
         b, dev = z.shape[0], z.device
         gdev = generator.device if generator is not None else dev
-        if t is None:
-            t = torch.randint(0, self.schedule.num_steps, (b,), generator=generator, device=gdev)
+        t, sigma = draw_noise_levels(self.schedule, self.parameterization, b, generator, gdev, t,
+                                     self.p_mean, self.p_std)
         if noise is None:
             noise = torch.randn(z.shape, generator=generator, device=gdev, dtype=z.dtype)
-        t, noise = t.to(dev), noise.to(dev)
+        noise = noise.to(dev)
+        if t is not None:
+            t = t.to(dev)
+            sigma = self.schedule.sigma_at(t)
+        sigma = sigma.to(dev)
         if self.label_classes:
             if labels is None:
                 raise ValueError("this model has label columns: pass labels (B, n)")
             labels = labels.to(dev)
             if self.training if cfg_dropout is None else cfg_dropout:
                 labels = drop_labels(labels, self.label_classes, self.p_uncond, self.p_uncond_all, generator)
-        out, target = self.precond.net_output(z, noise, t, labels if self.label_classes else None)
-        per_sample = self.loss_fn(out, target, self._latent_weight(mask, z))
+        out, target = self.precond.net_output_at(z, noise, sigma, labels if self.label_classes else None, t)
+        w = self._latent_weight(mask, z)
+        per_sample = self._recipe_terms(self.loss_fn(out, target, w), out, target, z, sigma, w)
         if reduction == "none":
             return per_sample
         if reduction != "mean":
             raise ValueError(f"reduction must be 'mean' or 'none' (got {reduction!r})")
         return per_sample.mean()
+
+    def _recipe_terms(self, per_sample: torch.Tensor, out: torch.Tensor, target: torch.Tensor, z: torch.Tensor,
+                      sigma: torch.Tensor, weight: Optional[torch.Tensor]) -> torch.Tensor:
+        """The optional terms of the training recipe on the per-sample loss (B,) of output `out` against
+        `target` (B, C', L') for clean latents z at noise levels sigma (B,):
+        min-SNR-gamma weight (loss_weight.py) on that loss, then + fourier_weight * the Fourier term
+        (fourier_loss.py) on the denoised estimate. The Fourier term is NOT multiplied by the min-SNR weight
+        (Diffusion-TS multiplies both by its own timestep weight, but its network predicts x0, where the two
+        live on one scale; for eps/v/edm the weight converts F-space to x0-space and would rescale an x0-space
+        term wrongly, e.g. by EDM's lambda ~ 2.5e5 at sigma = 0.002)."""
+        if self.min_snr_gamma is not None:
+            c_out = self.precond.scalings(sigma, z)[1]
+            per_sample = per_sample * min_snr_weight(sigma, c_out, self.min_snr_gamma)
+        if self.fourier_weight > 0:
+            distance = getattr(self.loss_fn, "distance", None)
+            if distance is None:
+                raise ValueError("fourier_weight needs a loss object with an elementwise `distance` (losses.py)")
+            x0_hat = self.precond.x0_estimate(out, target, z, sigma)
+            per_sample = per_sample + self.fourier_weight * fourier_loss(x0_hat, z, distance, weight)
+        return per_sample
 
     # ---- sampling ----------------------------------------------------------------------------------------
     def plot_inputs(self, real: torch.Tensor) -> dict[str, Any]:
@@ -153,7 +189,7 @@ class DiffusionModel(nn.Module):
                  guidance_scale: float = 1.0, quantize: bool = False) -> torch.Tensor:
         """Latent-space denoiser D(x (B, C', L'), sigma (B,), labels (B, n)) -> x0_hat (B, C', L'), guided
         (classifier-free, one batched forward) when guidance_scale != 1. Labels are used as given."""
-        d = Denoiser(self.net, self.schedule, self.parameterization, quantize=quantize)
+        d = Denoiser(self.net, self.schedule, self.parameterization, quantize=quantize, sigma_data=self.sigma_data)
         lab = labels if self.label_classes else None
         return CFGDenoiser(d, guidance_scale, self.label_classes)(x, sigma, lab)
 
@@ -221,4 +257,12 @@ def build_diffusion(model_cfg: Any, channels: int, length: int, label_classes: S
     d = model_cfg.diffusion
     schedule = NoiseSchedule.from_config(d)
     return DiffusionModel(fs, net, schedule, d.parameterization, build_loss(d.loss), channels, length,
-                          label_classes, p_uncond=d.p_uncond, p_uncond_all=d.p_uncond_all)
+                          label_classes, p_uncond=d.p_uncond, p_uncond_all=d.p_uncond_all,
+                          **recipe_options(d, l_lat))
+
+
+def recipe_options(d: Any, latent_length: int) -> dict[str, Any]:
+    """The training-recipe keyword arguments of DiffusionModel from a `model.diffusion` section, for a
+    diffusion on latents of `latent_length` samples (fourier_weight "auto" = sqrt(L') / 5)."""
+    return dict(min_snr_gamma=d.min_snr_gamma, fourier_weight=resolve_fourier_weight(d.fourier_weight, latent_length),
+                sigma_data=d.sigma_data, p_mean=d.p_mean, p_std=d.p_std)

@@ -8,6 +8,12 @@ x_t = x_0 + sigma_t * eps (Karras 2022 convention; the variance-preserving x_t i
   for other T (Nichol & Dhariwal 2021, section 3), so that any T reaches a comparable final noise level;
 - cosine: alpha-bar_t = f(t+1) / f(0), f(u) = cos(((u / T) + s) / (1 + s) * pi / 2)^2, s = 0.008, betas clipped
   to 0.999 (Nichol & Dhariwal 2021, eq. 17). Index t here is their t + 1: every index has beta > 0.
+- edm: the T sigmas themselves, Karras-spaced (Karras 2022 eq. 5) and ascending,
+  sigma_t = (sigma_min^(1/rho) + t / (T-1) * (sigma_max^(1/rho) - sigma_min^(1/rho)))^rho, with
+  alpha-bar_t = 1 / (1 + sigma_t^2) and betas from the alpha-bar ratios. A continuous-noise (EDM) model does
+  not train on this table; it exists so that the samplers that walk trained timesteps (ddpm, ddim, plms,
+  dpm_solver) and the k-samplers (sigma_min, sigma_max) run unchanged, and so that scores taken at given
+  timesteps (privacy) have noise levels.
 
 Continuous noise levels (Karras-spaced k-samplers) map to fractional timesteps by linear interpolation of
 log sigma between neighbouring steps, as k-diffusion's `DiscreteSchedule` does; `respace` gives the
@@ -26,16 +32,35 @@ from dataloader.errors import UserError
 CosineOffset = 0.008  # s of Nichol & Dhariwal 2021: keeps beta_1 from being vanishingly small
 
 
+def karras_sigmas(n: int, sigma_min: float, sigma_max: float, rho: float) -> torch.Tensor:
+    """n noise levels ascending from sigma_min to sigma_max, Karras 2022 eq. 5 spacing: float64 (n,)."""
+    if not 0 < sigma_min < sigma_max:
+        raise UserError("model.diffusion.sigma_min", f"must be > 0 and < sigma_max (got {sigma_min}, {sigma_max})")
+    if rho <= 0:
+        raise UserError("model.diffusion.rho", f"must be > 0 (got {rho})")
+    ramp = torch.linspace(0, 1, n, dtype=torch.float64)
+    lo, hi = sigma_min ** (1 / rho), sigma_max ** (1 / rho)
+    return (lo + ramp * (hi - lo)) ** rho
+
+
+def _karras_betas(n: int, sigma_min: float, sigma_max: float, rho: float) -> torch.Tensor:
+    """The betas whose alpha-bars are 1 / (1 + sigma^2) at `karras_sigmas`: beta_t = 1 - ab_t / ab_{t-1},
+    ab_{-1} = 1 (a discrete chain that visits exactly these noise levels)."""
+    ab = 1 / (1 + karras_sigmas(n, sigma_min, sigma_max, rho) ** 2)
+    return 1 - ab / torch.cat([torch.ones(1, dtype=torch.float64), ab[:-1]])
+
+
 class NoiseSchedule:
     """Betas, alpha-bars and sigmas of a discrete diffusion with `num_steps` steps, and conversions."""
 
     @classmethod
     def from_config(cls, d: Any) -> "NoiseSchedule":
         """The schedule of a `model.diffusion` config section."""
-        return cls(d.schedule, d.num_steps, d.beta_start, d.beta_end)
+        return cls(d.schedule, d.num_steps, d.beta_start, d.beta_end, d.sigma_min, d.sigma_max, d.rho)
 
-    def __init__(self, kind: Literal["linear", "cosine"] = "linear", num_steps: int = 1000,
-                 beta_start: float = 1e-4, beta_end: float = 0.02) -> None:
+    def __init__(self, kind: Literal["linear", "cosine", "edm"] = "linear", num_steps: int = 1000,
+                 beta_start: float = 1e-4, beta_end: float = 0.02, sigma_min: float = 0.002,
+                 sigma_max: float = 80.0, rho: float = 7.0) -> None:
         if num_steps < 2:
             raise UserError("model.diffusion.num_steps", f"must be >= 2 (got {num_steps})")
         self.kind, self.num_steps = kind, int(num_steps)
@@ -47,13 +72,21 @@ class NoiseSchedule:
             u = torch.arange(T + 1, dtype=torch.float64)
             f = torch.cos((u / T + CosineOffset) / (1 + CosineOffset) * math.pi / 2) ** 2
             betas = (1 - f[1:] / f[:-1]).clamp(max=0.999)
+        elif kind == "edm":
+            betas = _karras_betas(T, sigma_min, sigma_max, rho)
         else:
-            raise UserError("model.diffusion.schedule", f"unknown schedule {kind!r}; valid: linear, cosine")
+            raise UserError("model.diffusion.schedule", f"unknown schedule {kind!r}; valid: linear, cosine, edm")
         if not (0 < betas.min() and betas.max() < 1):
+            if kind == "edm":  # a step too large to take in one discrete step (few steps, huge sigma_max)
+                raise UserError("model.diffusion.sigma_max", "the discrete betas must lie in (0, 1); use more steps")
             raise UserError("model.diffusion.beta_end", "betas must lie in (0, 1); use more steps or smaller betas")
         self.betas = betas
-        self.alphas_cumprod = torch.cumprod(1 - betas, dim=0)
-        self.sigmas = ((1 - self.alphas_cumprod) / self.alphas_cumprod).sqrt()
+        if kind == "edm":  # the exact tables: cumprod and sqrt((1 - ab) / ab) would lose digits at sigma_min
+            self.sigmas = karras_sigmas(T, sigma_min, sigma_max, rho)
+            self.alphas_cumprod = 1 / (1 + self.sigmas**2)
+        else:
+            self.alphas_cumprod = torch.cumprod(1 - betas, dim=0)
+            self.sigmas = ((1 - self.alphas_cumprod) / self.alphas_cumprod).sqrt()
         self.log_sigmas = self.sigmas.log()
         self._cache: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
 

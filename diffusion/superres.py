@@ -28,7 +28,7 @@ from first_stage import FirstStage, build_first_stage
 from first_stage.sampling import SamplingFirstStage
 
 from .losses import build_loss
-from .model import DiffusionModel, required_multiple
+from .model import DiffusionModel, recipe_options, required_multiple
 from .schedule import NoiseSchedule
 from .unet1d import UNet1D
 
@@ -168,7 +168,7 @@ def build_sr(cfg: Config, channels: int, length: int, label_classes: Sequence[in
     interp = cfg.model.first_stage.interp if cfg.model.first_stage.type == "sampling" else "sinc"
     return SRDiffusionModel(fs, ConcatConditionNet(unet), schedule, d.parameterization, build_loss(d.loss), channels,
                             length, label_classes, p_uncond=d.p_uncond, p_uncond_all=d.p_uncond_all,
-                            degrade_factor=r, interp=interp)
+                            degrade_factor=r, interp=interp, **recipe_options(d, l_lat))
 
 
 def build_sr_for(cfg: Config) -> Any:

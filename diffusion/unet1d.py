@@ -6,8 +6,8 @@ second norm, "AdaGN") with optional self-attention; strided-conv downsampling; n
 skip connections concatenated on the channel axis; a zero-initialised output conv.
 
 The noise level is embedded with sinusoids (Vaswani 2017, as in Ho 2020); the network does not know what it
-means (the parameterisation wrapper in precond.py passes the discrete timestep). Each label column has its own
-embedding table with one extra null entry (index = number of classes of that column) used for
+means (precond.py passes the discrete timestep, or for edm ln(sigma) / 4 mapped onto [0, 1000]). Each label
+column has its own embedding table with one extra null entry (index = number of classes of that column) used for
 classifier-free guidance (Ho & Salimans 2022); `null_labels(B)` gives an all-null batch.
 
 Speed on CPU (DESIGN.md section 9): the time is in conv1d (oneDNN) and in memory-bound elementwise passes

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, Union
 
 from ..errors import UserError
 from .loader import register_section
@@ -124,14 +124,31 @@ class FirstStageConfig:
 class DiffusionConfig:
     """Noise schedule, parameterisation, loss and classifier-free-guidance dropout."""
 
-    schedule: Literal["linear", "cosine"] = "linear"  # linear betas (Ho 2020) or cosine (Nichol & Dhariwal 2021)
+    # linear betas (Ho 2020), cosine (Nichol & Dhariwal 2021), or edm: T Karras-spaced noise levels from
+    # sigma_min to sigma_max (Karras 2022 eq. 5, rho), the table every sampler reads for an edm model
+    schedule: Literal["linear", "cosine", "edm"] = "linear"
     num_steps: int = field(default=1000, metadata=limits(ge=2))  # training timesteps T
     # linear betas, given for T = 1000 and scaled by 1000 / T for other T (Nichol & Dhariwal 2021)
     beta_start: float = field(default=1e-4, metadata=limits(gt=0, lt=1))
     beta_end: float = field(default=0.02, metadata=limits(gt=0, lt=1))  # last linear beta (for T = 1000)
-    # network target: eps (Ho 2020), v (Salimans & Ho 2022) or x0
-    parameterization: Literal["eps", "v", "x0"] = "eps"
+    sigma_min: float = field(default=0.002, metadata=limits(gt=0))  # schedule edm: smallest noise level (t = 0)
+    sigma_max: float = field(default=80.0, metadata=limits(gt=0))   # schedule edm: largest (t = T-1; samplers start)
+    rho: float = field(default=7.0, metadata=limits(gt=0))          # schedule edm: Karras spacing exponent
+    # network target: eps (Ho 2020), v (Salimans & Ho 2022), x0, or edm (Karras 2022: EDM preconditioning,
+    # log-normal training sigmas, network fed ln(sigma) / 4; use with schedule: edm; diffusion/precond.py)
+    parameterization: Literal["eps", "v", "x0", "edm"] = "eps"
+    sigma_data: float = field(default=0.5, metadata=limits(gt=0))  # edm: data std the preconditioning assumes
+    p_mean: float = -1.2                        # edm: training ln(sigma) ~ N(p_mean, p_std^2) (EDM's P_mean)
+    p_std: float = field(default=1.2, metadata=limits(gt=0))  # edm: std of the training ln(sigma) (EDM's P_std)
     loss: Literal["l1", "l2"] = "l2"            # distance between network output and target
+    # min-SNR-gamma loss weight (Hang et al. 2023): x0-space weight min(SNR, gamma), SNR = 1 / sigma^2, as the
+    # weight of the target's loss (eps: min(SNR, g) / SNR, v: / (SNR + 1), x0: min(SNR, g)); the paper uses 5;
+    # null = off (Ho 2020's unweighted loss; edm: EDM's weight)
+    min_snr_gamma: Optional[float] = field(default=None, metadata=limits(gt=0))
+    # weight of Diffusion-TS's Fourier term (Yuan & Qiao 2024): `loss` between the real and imaginary parts of
+    # the FFT along time of the denoised estimate and of the clean window; auto = sqrt(L) / 5 (Diffusion-TS's
+    # default, L the length the diffusion runs on); 0 = off (diffusion/fourier_loss.py)
+    fourier_weight: Union[float, Literal["auto"]] = field(default=0.0, metadata=limits(ge=0))
     p_uncond: float = field(default=0.1, metadata=limits(ge=0, le=1))  # each label column -> null, independently
     p_uncond_all: float = field(default=0.1, metadata=limits(ge=0, le=1))  # all columns -> null at once
 
@@ -143,6 +160,8 @@ class DiffusionConfig:
             if self.beta_end * scale >= 1:
                 raise UserError(f"{where}.beta_end", f"beta_end x 1000 / num_steps must be < 1 "
                                 f"(got {self.beta_end * scale:g}); use more steps or a smaller beta_end")
+        if self.schedule == "edm" and not self.sigma_min < self.sigma_max:
+            raise UserError(f"{where}.sigma_min", f"must be < sigma_max (got {self.sigma_min} >= {self.sigma_max})")
 
 
 @dataclass
