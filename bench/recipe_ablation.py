@@ -36,6 +36,11 @@ RECIPES: dict[str, tuple[int, list[str]]] = {
     "v linear lr1e-3 b64": (64, ["model.diffusion.parameterization=v", "model.diffusion.schedule=linear"]),
     "v cosine lr1e-3 b128": (128, ["model.diffusion.parameterization=v", "model.diffusion.schedule=cosine"]),
     "x0 cosine lr1e-3 b128": (128, ["model.diffusion.parameterization=x0", "model.diffusion.schedule=cosine"]),
+    "v cosine lr1e-3 b64 min-SNR 5": (64, ["model.diffusion.parameterization=v", "model.diffusion.schedule=cosine",
+                                           "model.diffusion.min_snr_gamma=5"]),
+    "v cosine lr1e-3 b64 Fourier auto": (64, ["model.diffusion.parameterization=v",
+                                              "model.diffusion.schedule=cosine", "model.diffusion.fourier_weight=auto"]),
+    "edm edm lr1e-3 b64": (64, ["model.diffusion.parameterization=edm", "model.diffusion.schedule=edm"]),
 }
 
 
