@@ -227,3 +227,16 @@ def test_prepare_removes_temporaries_of_a_killed_preparation(project: Path, tmp_
     other.write_bytes(b"")
     prepare(tiny_config(project, f"data.prepared={target}"), workers=1)
     assert target.is_file() and not litter.exists() and other.exists()
+
+
+def test_second_preparation_of_the_same_output_is_refused(project: Path, tmp_path: Path) -> None:
+    from tools.prepare_data import prepare
+
+    target = tmp_path / "prepared.h5"
+    holder = _hold_lock(target)
+    try:
+        with pytest.raises(UserError, match="being written by process"):
+            prepare(tiny_config(project, f"data.prepared={target}"), workers=1)
+    finally:
+        holder.communicate("")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

@@ -10,6 +10,7 @@ Recordings that yield no window are reported and skipped; if none yields a windo
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import multiprocessing as mp
@@ -27,6 +28,7 @@ from dataloader.cli import add_config_args, make_parser, run_main
 from dataloader.config import load_config
 from dataloader.config.data_schema import DataConfig
 from dataloader.errors import UserError
+from dataloader.lock import exclusive
 from dataloader.repro import stamp_time
 from dataloader.labels import LabelCoder, annotation_codes, build_coders, read_labels_csv
 from dataloader.prepared import PreparedData, write_h5
@@ -206,9 +208,17 @@ def check_outputs(cfg: Any) -> None:
 
 
 def prepare(cfg: Any, workers: Optional[int] = None) -> dict[str, Any]:
-    """Run the whole preparation for a loaded config; returns facts for the summary."""
-    t0 = time.time()
+    """Run the whole preparation for a loaded config; returns facts for the summary. One preparation of an
+    output at a time: a second one is refused at once (dataloader/lock.py) rather than racing the first."""
     check_outputs(cfg)
+    with contextlib.ExitStack() as hold:
+        if Path(cfg.data.prepared).parent.is_dir():  # else nobody can be writing it yet (the folder comes last)
+            hold.enter_context(exclusive(cfg.data.prepared, "data.prepared"))
+        return _prepare(cfg, workers)
+
+
+def _prepare(cfg: Any, workers: Optional[int]) -> dict[str, Any]:
+    t0 = time.time()
     d: DataConfig = cfg.data
     coders = build_coders(d.label_columns)
     table = read_labels_csv(d.labels, d.id_column, coders) if any(c.source == "csv" for c in coders) else {}
