@@ -54,7 +54,7 @@ def test_presets_and_overrides():
     ({"first_stage": {"type": "vqvae9"}}, "unknown first stage 'vqvae9'"),
     ({"first_stage": {"type": "sampling"}}, "sampling needs factor >= 2"),
     ({"diffusion": {"parameterization": "score"}}, "expected one of 'eps', 'v', 'x0'"),
-    ({"diffusion": {"num_steps": 10}}, "beta_end x 1000 / num_steps must be < 1"),
+    ({"diffusion": {"num_steps": 10, "schedule": "linear"}}, "beta_end x 1000 / num_steps must be < 1"),
     ({"unet": {"bogus": 1}}, "unknown key 'bogus'"),
 ])
 def test_schema_errors(data, match):

@@ -126,7 +126,8 @@ class DiffusionConfig:
 
     # linear betas (Ho 2020), cosine (Nichol & Dhariwal 2021), or edm: T Karras-spaced noise levels from
     # sigma_min to sigma_max (Karras 2022 eq. 5, rho), the table every sampler reads for an edm model
-    schedule: Literal["linear", "cosine", "edm"] = "linear"
+    # default cosine: with v it won the equal-budget ablation of issue 12 (bench/results/recipe_ablation.md)
+    schedule: Literal["linear", "cosine", "edm"] = "cosine"
     num_steps: int = field(default=1000, metadata=limits(ge=2))  # training timesteps T
     # linear betas, given for T = 1000 and scaled by 1000 / T for other T (Nichol & Dhariwal 2021)
     beta_start: float = field(default=1e-4, metadata=limits(gt=0, lt=1))
@@ -136,7 +137,9 @@ class DiffusionConfig:
     rho: float = field(default=7.0, metadata=limits(gt=0))          # schedule edm: Karras spacing exponent
     # network target: eps (Ho 2020), v (Salimans & Ho 2022), x0, or edm (Karras 2022: EDM preconditioning,
     # log-normal training sigmas, network fed ln(sigma) / 4; use with schedule: edm; diffusion/precond.py)
-    parameterization: Literal["eps", "v", "x0", "edm"] = "eps"
+    # default v: eps multiplies the network's error by sigma (up to 157 on the linear schedule): rough samples
+    # (bench/results/roughness.md); x0 over-smooths ETTh2 (roughness 0.2-0.5x real); v was best on both sets
+    parameterization: Literal["eps", "v", "x0", "edm"] = "v"
     sigma_data: float = field(default=0.5, metadata=limits(gt=0))  # edm: data std the preconditioning assumes
     p_mean: float = -1.2                        # edm: training ln(sigma) ~ N(p_mean, p_std^2) (EDM's P_mean)
     p_std: float = field(default=1.2, metadata=limits(gt=0))  # edm: std of the training ln(sigma) (EDM's P_std)

@@ -24,9 +24,10 @@ class TrainConfig:
     # wall-clock cap in minutes on the run's training time (summed over resumes): stop at the next step and
     # save a checkpoint and the model file (null: no cap)
     max_minutes: Optional[float] = field(default=None, metadata=limits(gt=0))
-    batch_size: int = field(default=32, metadata=limits(gt=0))  # windows per micro-batch on each process
+    # defaults batch 64, lr 1e-3: the equal-budget ablation of issue 12 (bench/results/recipe_ablation.md)
+    batch_size: int = field(default=64, metadata=limits(gt=0))  # windows per micro-batch on each process
     grad_accum: int = field(default=1, metadata=limits(ge=1))   # micro-batches per optimizer step
-    lr: float = field(default=2e-4, metadata=limits(gt=0))       # peak learning rate (AdamW)
+    lr: float = field(default=1e-3, metadata=limits(gt=0))       # peak learning rate (AdamW)
     weight_decay: float = field(default=0.0, metadata=limits(ge=0))  # AdamW decoupled weight decay
     betas: tuple[float, float] = (0.9, 0.999)   # AdamW betas (momentum, second moment)
     adam_eps: float = field(default=1e-8, metadata=limits(gt=0))   # AdamW epsilon
@@ -35,7 +36,8 @@ class TrainConfig:
     # EMA warm-up: decay = min(ema_decay, (1 + n) / (10 + n)) at update n, so early EMA is not stuck at init
     ema_warmup: bool = True
     lr_schedule: Literal["cosine", "plateau", "constant"] = "cosine"  # after warm-up: cosine to lr_min, plateau on val loss, or flat
-    warmup_steps: int = field(default=0, metadata=limits(ge=0))  # linear LR warm-up from 0 over this many steps
+    # linear LR warm-up from 0 over this many steps; null = min(200, max_steps // 10) (short runs still reach lr)
+    warmup_steps: Optional[int] = field(default=None, metadata=limits(ge=0))
     lr_min: float = field(default=0.0, metadata=limits(ge=0))    # cosine: final learning rate; plateau: lower bound
     plateau_patience: int = field(default=3, metadata=limits(ge=0))  # plateau: epochs without val improvement before a cut
     plateau_factor: float = field(default=0.5, metadata=limits(gt=0, lt=1))  # plateau: multiply the LR by this at a cut
@@ -58,6 +60,8 @@ class TrainConfig:
     dp: Optional[DPConfig] = None               # differentially private training (DP-SGD, Opacus); null = off
 
     def check(self, where: str) -> None:
+        if self.warmup_steps is None:  # resolved here, so the saved config says what ran
+            self.warmup_steps = min(200, self.max_steps // 10)
         if not all(0 <= b < 1 for b in self.betas):
             raise UserError(f"{where}.betas", f"each beta must be in [0, 1) (got {list(self.betas)})")
         if self.lr_min > self.lr:
