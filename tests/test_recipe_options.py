@@ -21,6 +21,7 @@ from diffusion.training_noise import draw_noise_levels
 
 
 def model_cfg(**diffusion) -> ModelConfig:
+    diffusion.setdefault("min_snr_gamma", None)  # each option off unless a test turns it on (the default is 5)
     return from_dict(ModelConfig, {"size": "tiny", "diffusion": diffusion}, "model", "test.yaml")
 
 
