@@ -169,10 +169,9 @@ def claim_run(stack: contextlib.ExitStack, accelerator: Any, out_dir: str | Path
     if ckpt is None and list_checkpoints(out):
         raise UserError(where, f"{out} already holds checkpoints; continue with --resume latest "
                                f"or choose another {where}")
-    if ckpt is not None:
+    if ckpt is not None and accelerator.is_main_process:  # once, not per process: they share the files
         verify_checkpoint(ckpt)
-        if accelerator.is_main_process:
-            install_inference_files(ckpt, out)
+        install_inference_files(ckpt, out)
     accelerator.wait_for_everyone()
     return ckpt
 
@@ -214,8 +213,8 @@ def verify_checkpoint(path: Path) -> None:
 
 def load_checkpoint(accelerator: Any, path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor],
                                                            dict[str, torch.Tensor]]:
-    """Restore accelerate's part (model, optimizer, global RNG) and return (state, tensors, rank_tensors)."""
-    verify_checkpoint(path)
+    """Restore accelerate's part (model, optimizer, global RNG) and return (state, tensors, rank_tensors).
+    The files' sha256 sums are checked by `claim_run`, which every training loop calls first."""
     try:
         state = read_state(path)
         tensors = load_file(str(path / "trainer_state.safetensors"))
