@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from dataloader.prepared import PreparedFile
 from dataloader.synthetic import SyntheticWriter
@@ -20,12 +19,7 @@ FAST = ["eval.fcn.epochs=3", "eval.fcn.patience=2", "eval.discriminative.iterati
         "eval.tstr.max_steps=5", "eval.tstr.epochs=2", "eval.workers=1", "eval.physio.kind=none"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

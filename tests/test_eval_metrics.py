@@ -24,12 +24,7 @@ from evaluation.tstr import label_accuracy, macro_f1, train_test
 LUDB = Path("/work/shared/data/ludb")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 # ------------------------------------------------------------------------------------------------ data

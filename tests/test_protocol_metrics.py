@@ -24,12 +24,7 @@ from evaluation.protocol.tf_gru import TFAdam, gru_states, init_gru_dense
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def sines(n: int, rng: np.random.Generator, t: int = 24, c: int = 5, f_max: float = 0.1) -> np.ndarray:

@@ -20,12 +20,7 @@ from diffusion.samplers import NoiseSource, list_samplers, sample
 from diffusion.schedule import NoiseSchedule
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 # PLMS's 4th-order multistep is outside its stability region when one step divides sigma by ~100 (cosine's
