@@ -13,7 +13,7 @@ import os
 import re
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Optional
 
 from .errors import UserError
 from .lock import exclusive
@@ -36,12 +36,14 @@ def check_out_file(path: str | os.PathLike, where: str = "output") -> Path:
     return p
 
 
-def remove_stale_temporaries(final: Path) -> list[Path]:
-    """Delete what killed writers of `final` left (`.tmp-<name>.XXXXXXXX` beside it, mkstemp's names);
-    call only while holding `final`'s lock. Returns the removed paths."""
-    pat = re.compile(r"^\.tmp-" + re.escape(final.name) + r"\.[A-Za-z0-9_]{8}$")
+def remove_stale_temporaries(folder: Path, name: Optional[str] = None) -> list[Path]:
+    """Delete what killed atomic writers left in `folder`: files named as `atomic_path` names its temporaries
+    (`.tmp-<name>.XXXXXXXX`, mkstemp's suffix), of target `name` only or of any target. Call only while
+    holding the lock of that target (or of the whole folder). Other hidden files, such as generate.py's
+    resumable `.tmp-<name>.partial`, are never matched. Returns the removed paths."""
+    pat = re.compile(r"^\.tmp-" + (re.escape(name) if name is not None else ".+") + r"\.[A-Za-z0-9_]{8}$")
     gone = []
-    for q in final.parent.iterdir() if final.parent.is_dir() else ():
+    for q in folder.iterdir() if folder.is_dir() else ():
         if pat.match(q.name) and q.is_file():
             with contextlib.suppress(FileNotFoundError):
                 q.unlink()
@@ -54,7 +56,7 @@ def atomic_path(path: str | os.PathLike, where: str = "output") -> Iterator[Path
     """Yield a temporary path beside `path`; rename it to `path` only if the block succeeds."""
     final = check_out_file(path, where)
     with exclusive(final, where):
-        remove_stale_temporaries(final)
+        remove_stale_temporaries(final.parent, final.name)
         with _temporary(final) as tmp:
             yield tmp
 

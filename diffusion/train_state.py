@@ -36,7 +36,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from dataloader.atomic import atomic_path
+from dataloader.atomic import atomic_path, remove_stale_temporaries
 from dataloader.errors import UserError
 from dataloader.lock import exclusive
 
@@ -161,9 +161,7 @@ def claim_run(stack: contextlib.ExitStack, accelerator: Any, out_dir: str | Path
         stack.enter_context(exclusive(out, where))
         for p in checkpoints_dir(out).glob(".tmp-step-*"):
             shutil.rmtree(p, ignore_errors=True)
-        for p in out.glob(".tmp-*"):
-            if p.is_file():
-                p.unlink()
+        remove_stale_temporaries(out)  # any target's: the run folder's lock covers them all
     accelerator.wait_for_everyone()
     ckpt = find_checkpoint(out, resume) if resume else None
     if ckpt is None and list_checkpoints(out):
