@@ -139,8 +139,8 @@ def run(a: argparse.Namespace) -> int:
             res = score_protocol(real, syn, runs=a.runs, seed=a.seed,
                                  real_vs_real=floor is None and not a.no_real_vs_real)
             floor = floor or res.get("real_vs_real")
-            rows.append({"sampler": sampler, "steps": steps, "nfe": nfe, "windows": int(len(syn)),
-                         "generate_s": round(gen_s, 1), "scores": res["scores"],
+            rows.append({"sampler": sampler, "steps": steps, "nfe": nfe, "nfe_target": target,
+                         "windows": int(len(syn)), "generate_s": round(gen_s, 1), "scores": res["scores"],
                          "roughness": roughness(syn)})
             print(json.dumps(rows[-1]["scores"]), flush=True)
             syn_path.unlink()  # hundreds of MB per cell at the larger windows; the scores are what is kept

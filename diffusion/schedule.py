@@ -31,6 +31,14 @@ from dataloader.errors import UserError
 
 CosineOffset = 0.008  # s of Nichol & Dhariwal 2021: keeps beta_1 from being vanishingly small
 
+# Where continuous-sigma spacings (karras, exponential) start: Karras 2022's sigma_max for data of scale about
+# 0.5 (ours lie in [-1, 1]). Above it the signal is under 1/80 of the noise and the denoised estimate is the
+# data mean, so steps there change nothing. The cosine schedule's last trained level is 2.0e4 (its beta
+# clipped at 0.999; the one before is 642, so levels between fall between trained timesteps): from there,
+# Karras spacing put 5 of k_heun's 10 steps above sigma 600 and left one step from 6 to 0.44, the rough,
+# failed samples of bench/results/etth2_samplers_20nfe.md.
+SAMPLING_SIGMA_CAP = 80.0
+
 
 def karras_sigmas(n: int, sigma_min: float, sigma_max: float, rho: float) -> torch.Tensor:
     """n noise levels ascending from sigma_min to sigma_max, Karras 2022 eq. 5 spacing: float64 (n,)."""
@@ -109,6 +117,11 @@ class NoiseSchedule:
         """Largest trained noise level (t = T-1): samplers start from N(0, sigma_max^2 I)."""
         return float(self.sigmas[-1])
 
+    @property
+    def sampling_sigma_max(self) -> float:
+        """Where the karras and exponential spacings start: min(sigma_max, SAMPLING_SIGMA_CAP)."""
+        return min(self.sigma_max, SAMPLING_SIGMA_CAP)
+
     def sigma_at(self, t: torch.Tensor) -> torch.Tensor:
         """Integer timesteps (any shape) -> sigma_t, float32 on t's device."""
         return self._tables(t.device)[0][t.long()].float()
@@ -154,9 +167,11 @@ class NoiseSchedule:
         """`steps` decreasing noise levels within the trained range, then 0: float64 (steps + 1,).
 
         karras: Karras 2022 eq. 5 (rho = 7); uniform: evenly spaced fractional timesteps (k-diffusion
-        `get_sigmas`); exponential: evenly spaced in log sigma.
+        `get_sigmas`), from sigma_max; exponential: evenly spaced in log sigma. karras and exponential start
+        at `sampling_sigma_max` (see SAMPLING_SIGMA_CAP); the sampler rescales its start (`base.start_at`).
         """
-        lo, hi = self.sigma_min, self.sigma_max
+        lo = self.sigma_min
+        hi = self.sigma_max if spacing == "uniform" else self.sampling_sigma_max
         if steps < 1:
             raise UserError("sample.steps", f"must be >= 1 (got {steps})")
         if steps == 1:

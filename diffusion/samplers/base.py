@@ -94,6 +94,13 @@ def sigma_batch(sigma: torch.Tensor | float, x: torch.Tensor) -> torch.Tensor:
     return torch.full((x.shape[0],), float(sigma), dtype=x.dtype, device=x.device)
 
 
+def start_at(x: torch.Tensor, schedule_sigma_max: float, sigma0: float) -> torch.Tensor:
+    """The start x_T = sigma_max * eps (B, C, L), rescaled to sigma0 * eps for a sampler whose first level is
+    sigma0 <= sigma_max. Why this is sound: x at sigma0 is x0 + sigma0 * eps, and with sigma0 >= 80 the data
+    term is under 1/80 of the noise (Karras 2022 start every sampler at 80 for the same reason)."""
+    return x if sigma0 >= schedule_sigma_max else x * (sigma0 / schedule_sigma_max)
+
+
 def ancestral_split(sigma: float, sigma_next: float, eta: float) -> tuple[float, float]:
     """(sigma_down, sigma_up) of an ancestral step (k-diffusion get_ancestral_step): go deterministically to
     sigma_down, then add sigma_up fresh noise. With eta = 1 this is DDPM's posterior (Song 2021, DDIM eta)."""

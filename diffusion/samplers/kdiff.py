@@ -8,7 +8,7 @@ here `k_diffusion/sampling.py` is executed as a submodule of a small stand-in pa
 `append_dims`. Nothing else of k-diffusion is imported.
 
 Noise levels: Karras 2022 eq. 5 (rho = 7), uniform in timestep, or exponential, always clipped to the trained
-range [sigma_min, sigma_max] and ending at 0 (`NoiseSchedule.sampling_sigmas`). The model's denoiser maps each
+range [sigma_min, sigma_max], the first two starting at min(sigma_max, 80), and ending at 0 (`NoiseSchedule.sampling_sigmas`). The model's denoiser maps each
 continuous sigma to a fractional (or, with quantize, the nearest) trained timestep, as k-diffusion's
 DiscreteEpsDDPMDenoiser does.
 
@@ -32,7 +32,7 @@ import torch
 from dataloader.errors import UserError
 
 from ..schedule import NoiseSchedule
-from .base import DenoiseFn, NoiseSource
+from .base import DenoiseFn, NoiseSource, start_at
 
 _STANDIN = "_physiodiff_kdiffusion"
 _module: Optional[types.ModuleType] = None
@@ -97,7 +97,8 @@ def _run(name: str, denoiser: DenoiseFn, x: torch.Tensor, schedule: NoiseSchedul
     fn = getattr(kdiffusion_sampling(), fn_name)
     common = dict(disable=True)
     if kind in ("fast", "adaptive"):
-        lo, hi = schedule.sigma_min, schedule.sigma_max
+        lo, hi = schedule.sigma_min, schedule.sampling_sigma_max
+        x = start_at(x, schedule.sigma_max, hi)
         kw = dict(common, eta=0.0 if eta is None else eta, noise_sampler=noise, **extra)
         x = fn(denoiser, x, lo, hi, steps, **kw) if kind == "fast" else fn(denoiser, x, lo, hi, **kw)
         # k-diffusion's DPM-Solver integrates to sigma_min and returns that state, noise of sigma_min included
@@ -105,6 +106,7 @@ def _run(name: str, denoiser: DenoiseFn, x: torch.Tensor, schedule: NoiseSchedul
         # ends on the denoised estimate, so these do too, for one more network evaluation
         return denoiser(x, torch.full((x.shape[0],), lo, dtype=x.dtype, device=x.device))
     sig = schedule.sampling_sigmas(steps, sigmas).to(device=x.device, dtype=x.dtype)
+    x = start_at(x, schedule.sigma_max, float(sig[0]))
     if kind == "ancestral":
         return fn(denoiser, x, sig, eta=1.0 if eta is None else eta, noise_sampler=noise, **common, **extra)
     if kind == "brownian":
