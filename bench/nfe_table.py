@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from dataloader.atomic import write_text_atomic
 from dataloader.cli import make_parser, run_main
@@ -29,32 +29,36 @@ def collect(reports: list[dict[str, Any]]) -> tuple[list[str], list[int], dict[t
     return samplers, targets, {(r["sampler"], int(r["nfe_target"])): r for r in rows}
 
 
+def _table(title: str, samplers: list[str], targets: list[int], cell: Callable[[str, int], str]) -> list[str]:
+    """A markdown table: one row per sampler, one column per NFE target, `cell(sampler, target)` in each."""
+    lines = [title, "", "| sampler | " + " | ".join(f"NFE {t}" for t in targets) + " |",
+             "| --- | " + " | ".join("---" for _ in targets) + " |"]
+    return lines + [f"| {s} | " + " | ".join(cell(s, t) for t in targets) + " |" for s in samplers] + [""]
+
+
 def markdown(reports: list[dict[str, Any]]) -> str:
     """One table per protocol score and one of the worst roughness ratio (sampler x NFE)."""
     samplers, targets, cells = collect(reports)
     rough = reports[0]["real_roughness"]
-    head = "| sampler | " + " | ".join(f"NFE {t}" for t in targets) + " |"
-    sep = "| --- | " + " | ".join("---" for _ in targets) + " |"
+
+    def score_cell(score: str) -> Callable[[str, int], str]:
+        def cell(s: str, t: int) -> str:
+            r = cells.get((s, t))
+            v = r and r["scores"].get(score)
+            return "" if not v else f"{v['mean']:.4f} ± {v['std']:.4f}" + ("" if r["nfe"] == t else f" ({r['nfe']})")
+        return cell
+
+    def rough_cell(s: str, t: int) -> str:
+        r = cells.get((s, t))
+        return "" if r is None else f"{max(a / max(b, 1e-12) for a, b in zip(r['roughness'], rough)):.2f}"
+
     out: list[str] = []
     for score in SCORES:
-        out += [f"### {score} (mean ± std of {reports[0]['runs']} runs; lower is better)", "", head, sep]
-        for s in samplers:
-            vals = []
-            for t in targets:
-                r = cells.get((s, t))
-                v = r and r["scores"].get(score)
-                vals.append("" if not v else f"{v['mean']:.4f} ± {v['std']:.4f}"
-                            + ("" if r["nfe"] == t else f" ({r['nfe']})"))
-            out.append(f"| {s} | " + " | ".join(vals) + " |")
-        out.append("")
-    out += ["### roughness: worst channel, synthetic / real (1.00 = as smooth as real)", "", head, sep]
-    for s in samplers:
-        vals = []
-        for t in targets:
-            r = cells.get((s, t))
-            vals.append("" if r is None else f"{max(a / max(b, 1e-12) for a, b in zip(r['roughness'], rough)):.2f}")
-        out.append(f"| {s} | " + " | ".join(vals) + " |")
-    return "\n".join(out) + "\n"
+        out += _table(f"### {score} (mean ± std of {reports[0]['runs']} runs; lower is better)",
+                      samplers, targets, score_cell(score))
+    out += _table("### roughness: worst channel, synthetic / real (1.00 = as smooth as real)",
+                  samplers, targets, rough_cell)
+    return "\n".join(out[:-1]) + "\n"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

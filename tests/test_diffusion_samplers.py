@@ -76,7 +76,8 @@ def run(name: str, n: int, steps: int, seed: int = 0, schedule: NoiseSchedule = 
     first: list[float] = []
 
     def recording(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-        first.append(float(sigma[0])) if not first else None
+        if not first:
+            first.append(float(sigma[0]))
         return exact_denoiser(x, sigma)
 
     d = CountingDenoiser(recording)

@@ -6,10 +6,11 @@ With lambda = -log sigma (VE sigma = sigma_VP / alpha) and h = lambda_next - lam
   D' = D_i (first step) or (1 + 1/(2r)) D_i - 1/(2r) D_{i-1}, r = h_{i-1} / h_i.
 The last step (to sigma = 0) returns the current x0 estimate. One network evaluation per step.
 
-spacing: "logsnr" (default; uniform in lambda, i.e. log sigma, between the trained sigma_min and min(sigma_max, 80), as
-Lu 2022 recommend for small signals), "time" (the respaced trained timesteps) or "karras" (Karras 2022, rho 7;
-then this equals k-diffusion's `k_dpmpp_2m`, which a test checks). On the analytic Gaussian test with 20 steps
-and the linear schedule, logsnr is 5x more accurate than time and 2.5x more than karras.
+spacing: "logsnr" (default; uniform in lambda, i.e. log sigma, between the trained sigma_min and
+min(sigma_max, 80), as Lu 2022 recommend for small signals), "time" (the respaced trained timesteps) or
+"karras" (Karras 2022, rho 7; then this equals k-diffusion's `k_dpmpp_2m`, which a test checks). On the
+analytic Gaussian test with 20 steps and the linear schedule, logsnr is 5x more accurate than time and
+2.5x more than karras.
 """
 from __future__ import annotations
 

@@ -8,9 +8,9 @@ here `k_diffusion/sampling.py` is executed as a submodule of a small stand-in pa
 `append_dims`. Nothing else of k-diffusion is imported.
 
 Noise levels: Karras 2022 eq. 5 (rho = 7), uniform in timestep, or exponential, always clipped to the trained
-range [sigma_min, sigma_max], the first two starting at min(sigma_max, 80), and ending at 0 (`NoiseSchedule.sampling_sigmas`). The model's denoiser maps each
-continuous sigma to a fractional (or, with quantize, the nearest) trained timestep, as k-diffusion's
-DiscreteEpsDDPMDenoiser does.
+range [sigma_min, sigma_max], Karras and exponential starting at min(sigma_max, 80), and ending at 0
+(`NoiseSchedule.sampling_sigmas`). The model's denoiser maps each continuous sigma to a fractional (or, with
+quantize, the nearest) trained timestep, as k-diffusion's DiscreteEpsDDPMDenoiser does.
 
 Randomness: ancestral samplers and the multistep SDE samplers (k_dpmpp_2m_sde, k_dpmpp_3m_sde: one noise draw
 per step, on disjoint intervals, so independent draws are exact) take their fresh noise from our per-sample
