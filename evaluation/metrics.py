@@ -21,6 +21,7 @@ DESCRIPTIONS = {
     "mmd": "unbiased MMD^2, RBF kernel with the median heuristic",
     "diversity": "mean pairwise distance and mode-collapse share",
     "physio": "physiological features (CTG or ECG), Wasserstein distance and share in clinical ranges",
+    "signal": "per channel: step-to-step roughness vs real, and the share of windows touching the range limits",
 }
 assert list(DESCRIPTIONS) == METRICS
 
@@ -29,7 +30,8 @@ FCN_METRICS = ("fid", "is", "accuracy", "trts")     # need the trained FCNs
 
 # fewest windows (on each side) a metric can be computed with
 MIN_WINDOWS = {"fid": 2, "is": 10, "accuracy": 1, "tstr": 4, "trts": 1, "discriminative": MIN_PER_SET,
-               "predictive": 2, "dtw": 1, "rmse_prd": 1, "mmd": 2, "diversity": 2, "physio": 1}
+               "predictive": 2, "dtw": 1, "rmse_prd": 1, "mmd": 2, "diversity": 2, "physio": 1,
+               "signal": 1}
 
 
 def check_metrics(names: list[str], where: str = "--metrics") -> list[str]:

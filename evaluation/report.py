@@ -104,6 +104,19 @@ def markdown(report: dict[str, Any]) -> str:
             pl.append("| " + " | ".join(cells) + " |")
         out.append("Physiological features: Wasserstein-1 distance to the real reference (mean of this set vs "
                    "mean of the reference), and the share of windows inside the clinical range.\n\n" + "\n".join(pl))
+    sig = [r for r in rows if (r["metrics"].get("signal") or {}).get("channels")]
+    if sig:
+        chans = list(sig[0]["metrics"]["signal"]["channels"])
+        sl = ["| file | " + " | ".join(chans) + " |", "|" + "---|" * (len(chans) + 1)]
+        for r in sig:
+            cs = r["metrics"]["signal"]["channels"]
+            sl.append(f"| {r['name']} | " + " | ".join(
+                f"{_f(cs[c]['roughness_ratio'], 2)}, touch {_f(cs[c]['touch'], 3)} (real {_f(cs[c]['real_touch'], 3)})"
+                for c in chans) + " |")
+        tol = sig[0]["metrics"]["signal"]["tolerance"]
+        out.append("Signal: step-to-step roughness mean |x[t+1] - x[t]| synthetic / reference (1.00 = as smooth as "
+                   f"real), and the share of windows with a sample within {tol:g} of the span from a range limit "
+                   "(this set vs the reference).\n\n" + "\n".join(sl))
     return "\n\n".join(out) + "\n"
 
 

@@ -253,4 +253,10 @@ def score_set(ctx: EvalContext, name: str, x: np.ndarray, labels: dict[str, np.n
                     "features": {f: {k: (_r(v) if isinstance(v, float) else v) for k, v in row.items()}
                                  for f, row in cmp.items()}}
         timed("physio", _phys)
+    if "signal" in metrics:
+        def _sig() -> dict:
+            from .signal_stats import compare_signal
+
+            return compare_signal(ref.x, x, ctx.pf.channel_names, ctx.pf.lo, ctx.pf.hi)
+        timed("signal", _sig)
     return res, secs, extras

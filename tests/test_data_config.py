@@ -80,3 +80,14 @@ def test_shipped_data_configs_load():
                  "ecg/mitdb-diffusion.yaml"):
         d = load_config(root / "configs" / name).data
         assert d.prepared.startswith("data/")
+
+
+def test_exponent_floats_without_a_dot_are_numbers() -> None:
+    # YAML 1.1 (PyYAML's default) reads `1e-3` as a string; a learning rate typed that way must still be a number
+    from dataloader.config.yaml_io import apply_override, parse_yaml
+
+    assert parse_yaml("a: 1e-3\nb: -2E4\nc: 3\nd: 1.5e-2\ne: 1e\n", "t.yaml") == {"a": 1e-3, "b": -2e4, "c": 3,
+                                                                               "d": 1.5e-2, "e": "1e"}
+    cfg: dict = {"train": {"lr": 0.1}}
+    apply_override(cfg, "train.lr=1e-3")
+    assert cfg["train"]["lr"] == 1e-3 and isinstance(cfg["train"]["lr"], float)

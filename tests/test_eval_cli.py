@@ -88,7 +88,7 @@ def test_eval_every_metric(project: Path, tmp_path: Path) -> None:
                      f"eval.cache_dir={root}/cache-all", "--synthetic", str(good), str(noise), "--out", str(out)]) == 0
     rep = json.loads((out / "report.json").read_text())
     assert set(rep["rows"][1]["metrics"]) == {"fid", "is", "accuracy", "tstr", "trts", "discriminative",
-                                              "predictive", "dtw", "rmse_prd", "mmd", "diversity"}
+                                              "predictive", "dtw", "rmse_prd", "mmd", "diversity", "signal"}
     floor, real, noisy = (r["metrics"] for r in rep["rows"])
     assert noisy["discriminative"]["mean"] > 0.3 and floor["discriminative"]["mean"] < noisy["discriminative"]["mean"]
     assert real["predictive"]["mean"] < noisy["predictive"]["mean"]

@@ -14,7 +14,7 @@ from .typed import limits
 
 # every metric eval.py knows, in report order (EVALUATION.md section 1)
 METRICS = ["fid", "is", "accuracy", "tstr", "trts", "discriminative", "predictive", "dtw", "rmse_prd", "mmd",
-           "diversity", "physio"]
+           "diversity", "physio", "signal"]
 
 
 @dataclass

@@ -9,6 +9,7 @@ as YAML (`train.max_steps=100`, `data.channels.0.range=[50,210]`, `data.labels=n
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,11 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = Fal
 
 
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+# PyYAML resolves YAML 1.1, where a float needs a dot: `lr: 1e-3` (or `train.lr=1e-3` on the command line)
+# would arrive as the string '1e-3' and be refused by the schema. YAML 1.2 reads it as a number, as users expect.
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float",
+                              re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+                              list("-+0123456789"))
 
 
 def _one_line(text: str) -> str:
