@@ -7,7 +7,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
-# glibc malloc tuning for large activations (DESIGN.md section 9); the one place the project sets it
+# glibc malloc tuning for large activations (docs/design.md section 9); the one place the project sets it
 export GLIBC_TUNABLES ?= glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=4294967296
 
 .PHONY: install demo test test-slow bench clean

@@ -1,15 +1,15 @@
-"""Score synthetic recordings against real windows of held-out patients (EVALUATION.md section 1).
+"""Score synthetic recordings against real windows of held-out patients (docs/evaluation.md section 1).
 
     python eval.py --config configs/ctg/eval.yaml --synthetic A.h5 [B.h5 ...] [--metrics fid dtw ...] [--out DIR]
 
 For each generated file (written by generate.py), and for real-vs-real (train-patient windows in place of
 synthetic ones: the floor a perfect generator would reach, cached per prepared file), the metrics of the
 `eval` section: FCN-FID, FCN-IS, label accuracy, TSTR, TRTS, discriminative and predictive scores,
-nearest-neighbour DTW, RMSE, PRD, MMD, diversity / mode collapse and physiological features. Writes
-DIR/report.json, DIR/report.md (one row per file) and DIR/figures/*.png. Missing FCNs are trained first
-(python -m evaluation.train_fcn does that on its own).
+nearest-neighbour DTW, RMSE, PRD, MMD, diversity / mode collapse, physiological features and signal
+statistics. Writes DIR/report.json, DIR/report.md (one row per file) and DIR/figures/*.png. Missing FCNs are
+trained first (python -m evaluation.train_fcn does that on its own).
 
-metrics: fid, is, accuracy, tstr, trts, discriminative, predictive, dtw, rmse_prd, mmd, diversity, physio
+metrics: fid, is, accuracy, tstr, trts, discriminative, predictive, dtw, rmse_prd, mmd, diversity, physio, signal
 """
 from __future__ import annotations
 

@@ -39,7 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     a = p.parse_intermixed_args(argv)  # overrides may come before or after options
     cfg = load_config(a.config, a.overrides)
     if cfg.get("train") is None or cfg.get("model") is None:
-        raise UserError(a.config, "training needs the `model` and `train` sections (see README, Config reference)")
+        raise UserError(a.config, "training needs the `model` and `train` sections (see docs/config_reference.md)")
     if a.dry_run:
         print(cfg.yaml(), end="")
         return 0

@@ -1,5 +1,5 @@
 """Baselines vs diffusion on CTG at 1 Hz: the same prepared data, the same wall-clock training budget, the same
-test patients, the same scores (EVALUATION.md section 3, "Quality table").
+test patients, the same scores (docs/evaluation.md section 3, "Quality table").
 
     python -m bench.baselines_ctg train [--minutes 6]    # train every model in turn (train.max_minutes each)
     python -m bench.baselines_ctg generate [--n 500]     # generate.py for every trained model

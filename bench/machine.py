@@ -1,4 +1,4 @@
-"""Machine and version facts recorded with every benchmark result (EVALUATION.md section 3)."""
+"""Machine and version facts recorded with every benchmark result (docs/evaluation.md section 3)."""
 from __future__ import annotations
 
 import os

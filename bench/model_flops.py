@@ -1,9 +1,9 @@
-"""FLOPs of the UNet-1D and the fraction of the CPU's dense fp32 peak it reaches (DESIGN.md section 9).
+"""FLOPs of the UNet-1D and the fraction of the CPU's dense fp32 peak it reaches (docs/design.md section 9).
 
 For the tiny and base presets on 1 Hz CTG windows (2 channels x 2048 samples) at batch 16 and 64, 2 threads:
 forward (inference mode, as in sampling) and forward + backward (as in training). FLOPs come from
 torch.utils.flop_counter.FlopCounterMode; the fraction is against 267 GFLOP/s (a 4096 x 4096 fp32 matmul with
-2 threads on this machine kind, DESIGN.md section 9); a matmul measured in the same process is reported too,
+2 threads on this machine kind, docs/design.md section 9); a matmul measured in the same process is reported too,
 because the machine is shared and another job can take a core at any moment (load average recorded).
 Each allocator setting runs in its own subprocess (GLIBC_TUNABLES is read when the process starts):
   default   - glibc's malloc as is
@@ -31,7 +31,7 @@ from dataloader.cli import make_parser, run_main
 from .machine import machine_info
 
 HERE = Path(__file__).parent
-PEAK = 267e9                      # dense fp32 GFLOP/s with 2 threads (DESIGN.md section 9)
+PEAK = 267e9                      # dense fp32 GFLOP/s with 2 threads (docs/design.md section 9)
 C, L = 2, 2048                    # CTG at 1 Hz: FHR + UC, 2048 samples
 LABELS = [3, 2, 2, 2]             # the CTU-UHB label columns (pH bins, delivery, sex, Apgar5 bins)
 TUNABLES = "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=4294967296"
@@ -127,7 +127,8 @@ def markdown(result: dict[str, Any]) -> str:
         "# UNet-1D FLOPs and fraction of peak (bench/model_flops.py)", "",
         f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']}, Python {m['python']}, "
         f"2 threads; {m['utc']}, commit {m['commit'] or '?'}.",
-        "Input: CTG at 1 Hz, 2 channels x 2048 samples, 4 label columns. Peak = 267 GFLOP/s (DESIGN.md section 9).",
+        "Input: CTG at 1 Hz, 2 channels x 2048 samples, 4 label columns. "
+        "Peak = 267 GFLOP/s (docs/design.md section 9).",
         "Times are the best of the timed repeats after a warm-up; the machine is shared, so the load average and "
         "an in-process 4096^2 matmul are recorded beside each setting.", "",
         "| setting | matmul GFLOP/s | load avg (start / end) |", "| --- | --- | --- |"]

@@ -43,7 +43,7 @@ NFES = (10, 20, 50, 1000)
 
 
 def matmul_peak() -> float:
-    """fp32 GFLOP/s of a 4096 x 4096 matmul with the current threads (DESIGN.md section 9 reference)."""
+    """fp32 GFLOP/s of a 4096 x 4096 matmul with the current threads (docs/design.md section 9 reference)."""
     a, b = torch.randn(4096, 4096), torch.randn(4096, 4096)
     t = median_time(lambda: a @ b, 3)
     return 2 * 4096**3 / t / 1e9

@@ -1,6 +1,6 @@
 """Cleaning: mark missing samples, interpolate short gaps, resample, cut into segments at long gaps.
 
-Order (DESIGN.md section 2.3), all per channel:
+Order (docs/design.md section 2.3), all per channel:
 1. Missing = NaN, the channel's sentinel (`missing: 0`), or outside `valid` (FHR < 50 bpm is an artefact).
 2. Interior gaps of at most `max_gap_s` are linearly interpolated at the source rate (they become data,
    flagged in the mask). Longer gaps and gaps touching either end of the recording stay missing.

@@ -33,7 +33,7 @@ def make_parser(prog: str, description: str, epilog: str | None = None) -> OneLi
 def add_config_args(parser: argparse.ArgumentParser, required: bool = True) -> None:
     """Add `--config FILE`, the trailing `key.sub=value` overrides and `--dry-run`."""
     parser.add_argument("--config", required=required, metavar="FILE",
-                        help="YAML experiment config (see README, 'Config reference')")
+                        help="YAML experiment config (keys: docs/config_reference.md)")
     parser.add_argument("overrides", nargs="*", metavar="key.sub=value",
                         help="override any config key, e.g. data.stride_s=30 train.max_steps=100; "
                              "values are parsed as YAML")

@@ -1,7 +1,7 @@
 """The one error type for bad user input (files, CSV rows, configs, CLI arguments).
 
 Every command catches `UserError` at its entry and prints exactly one line
-`error: <where>: <what>` to stderr with exit code 2 (DESIGN.md section 6).
+`error: <where>: <what>` to stderr with exit code 2 (docs/design.md section 6).
 Anything else is a bug and keeps its traceback.
 """
 from __future__ import annotations

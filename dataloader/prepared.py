@@ -1,6 +1,6 @@
 """The prepared HDF5 file (PyTables): cleaned segments stored once, windows cut at read time.
 
-Layout (DESIGN.md section 2.4):
+Layout (docs/design.md section 2.4):
     /segments/data      (C, T) float32 scaled to [-1, 1], or int16 = round(scaled * 32767)
     /segments/index     (S, 4) int64: patient number (row of /patients), start in /segments/data, length,
                         start in the patient's recording (at the stored rate; traces a window to its source)

@@ -1,7 +1,7 @@
 """Patient-level train/val/test split and its manifest hash.
 
 Splitting by patient (never by window) is what keeps overlapping windows of one patient from landing
-on both sides (DESIGN.md section 8). The split depends only on the seed, the fractions, the set of
+on both sides (docs/design.md section 8). The split depends only on the seed, the fractions, the set of
 patient ids and (if stratified) their classes: ids are sorted before shuffling, so file order and
 worker scheduling cannot change it.
 """

@@ -1,4 +1,4 @@
-"""The generated-samples HDF5 file (PyTables), DESIGN.md section 5: written in batches, appendable, atomic.
+"""The generated-samples HDF5 file (PyTables), docs/design.md section 5: written in batches, appendable, atomic.
 
 Nodes:
     /samples          (N, C, L) float32, physical units (bpm, mV, ...)

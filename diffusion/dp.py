@@ -128,7 +128,8 @@ class DPTraining:
         self.delta = dp.delta if dp.delta is not None else 1.0 / (10 * units)
         if self.delta >= 1.0 / n_patients:
             raise UserError("train.dp.delta", f"must be < 1 / patients = {1.0 / n_patients:.3g} ({n_patients} training "
-                                              f"patients; EVALUATION.md asks <= 1 / (10 x patients)) (got {self.delta:g})")
+                                              f"patients; docs/evaluation.md asks <= 1 / (10 x patients)) "
+                                              f"(got {self.delta:g})")
         if tc.batch_size >= units:
             raise UserError("train.batch_size", f"the expected DP batch ({tc.batch_size}) must be below the number "
                                                 f"of {dp.unit.replace('per_', '')}s ({units})")

@@ -5,7 +5,7 @@ accelerate for devices and processes, the seeded resumable data order (data_orde
 (lr_schedule.py), resumable checkpoints (train_state.py: `--resume latest` is exact), the CSV log
 (train_log.py) and the progress bar; it knows the first stage only through the `LearnedFirstStage`
 training interface (`loss(x, step)`, `disc_loss(x, step)`, `ae_parameters()`, `disc_parameters()`).
-It lives in diffusion/ because those pieces do (imports flow diffusion -> first_stage, DESIGN.md section 1).
+It lives in diffusion/ because those pieces do (imports flow diffusion -> first_stage, docs/design.md section 1).
 
 Writes into `model.first_stage.out_dir`: config.yaml, log.csv (per epoch: training loss, validation loss, and
 per channel the RMSE and PRD of reconstructions in physical units on fixed validation-patient windows),

@@ -1,4 +1,4 @@
-"""Small callable loss objects (DESIGN.md section 7.5, after EDM's loss.py): distance between the network's
+"""Small callable loss objects (docs/design.md section 7.5, after EDM's loss.py): distance between the network's
 output and its parameterisation's target (precond.Denoiser.target), one value per sample.
 
 An optional weight (mask) (B, 1 or C, L) of non-negative numbers restricts the loss to the samples that

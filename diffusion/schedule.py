@@ -1,4 +1,4 @@
-"""The one noise schedule that the loss, the parameterisation and every sampler read (DESIGN.md section 7.1).
+"""The one noise schedule that the loss, the parameterisation and every sampler read (docs/design.md section 7.1).
 
 Discrete timesteps t = 0 .. T-1 (t = 0 is the least noisy): betas, alphas_cumprod (alpha-bar),
 and the variance-exploding noise levels sigma_t = sqrt((1 - alpha-bar_t) / alpha-bar_t), so that

@@ -1,4 +1,4 @@
-"""Latent super-resolution (DESIGN.md section 3): a second diffusion model generates the full-rate latent,
+"""Latent super-resolution (docs/design.md section 3): a second diffusion model generates the full-rate latent,
 conditioned on the latent of the interpolated coarse signal, concatenated on the channel axis.
 
     coarse model  (the config's data / model / train)  -> coarse windows at rate fs_c, length L_c

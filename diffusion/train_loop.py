@@ -1,4 +1,4 @@
-"""THE training function: `train(cfg, resume=...)` (DESIGN.md section 3, "Training loop").
+"""THE training function: `train(cfg, resume=...)` (docs/design.md section 3, "Training loop").
 
 accelerate supplies devices, processes (DDP; gloo on CPU) and mixed precision (from the launcher: `accelerate
 launch --mixed_precision bf16 ...`); nothing here names a device. Each optimizer step is `grad_accum`

@@ -10,7 +10,7 @@ means (precond.py passes the discrete timestep, or for edm ln(sigma) / 4 mapped 
 column has its own embedding table with one extra null entry (index = number of classes of that column) used for
 classifier-free guidance (Ho & Salimans 2022); `null_labels(B)` gives an all-null batch.
 
-Speed on CPU (DESIGN.md section 9): the time is in conv1d (oneDNN) and in memory-bound elementwise passes
+Speed on CPU (docs/design.md section 9): the time is in conv1d (oneDNN) and in memory-bound elementwise passes
 (GroupNorm, SiLU, adds); `_norm_film` keeps those to three passes per norm. Measurements (FLOPs, fraction of
 peak) are in bench/model_flops.py and bench/results/model_flops.md.
 """

@@ -1,4 +1,4 @@
-"""TimeGAN discriminative score (Yoon et al. 2019; the same protocol in Diffusion-TS), EVALUATION.md section 1.
+"""TimeGAN discriminative score (Yoon et al. 2019; the same protocol in Diffusion-TS), docs/evaluation.md section 1.
 
 A post-hoc 1-layer GRU classifier learns to tell real from synthetic windows; score = |accuracy - 0.5| on
 held-out windows (0: indistinguishable, 0.5: perfectly separable).
@@ -35,7 +35,7 @@ MIN_PER_SET = 10   # 80/20 split must leave at least 2 held-out windows per set
 
 
 def gru_hidden(channels: int) -> int:
-    """TimeGAN's hidden size int(C/2), raised to at least 4 (EVALUATION.md)."""
+    """TimeGAN's hidden size int(C/2), raised to at least 4 (docs/evaluation.md)."""
     return max(4, int(channels / 2))
 
 

@@ -1,4 +1,4 @@
-"""Distance-based fidelity and diversity metrics on windows `(N, C, L)` (EVALUATION.md section 1).
+"""Distance-based fidelity and diversity metrics on windows `(N, C, L)` (docs/evaluation.md section 1).
 
 - `dtw_nn`: multichannel DTW from each query window to its nearest reference window (synthetic -> real test;
   the floor is real test -> real train, the same call with other arrays).

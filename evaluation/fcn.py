@@ -5,7 +5,7 @@ three Conv1d blocks with 128, 256, 128 filters and kernels 8, 5, 3 ('same' paddi
 global average pooling, a linear head. `embed` returns the global-average-pooled 128-d layer BEFORE the head:
 the FCN-FID features (as in TimeVQVAE's supervised FID); logits are never used as features.
 
-ConvAutoencoder: the unlabelled fallback (EVALUATION.md: "trained without labels ... the report says which").
+ConvAutoencoder: the unlabelled fallback (docs/evaluation.md: "trained without labels ... the report says which").
 Context-FID (Diffusion-TS) uses a TS2Vec encoder; here a small strided conv autoencoder trained on reconstruction
 error, whose bottleneck (128 channels, L/8 steps) averaged over time is the 128-d feature. Report its FID as
 "AE-FID", never as FCN-FID.

@@ -1,6 +1,6 @@
 """Trained FCN feature extractors per prepared file and label column: find, check, train, save.
 
-One FCN per label column (EVALUATION.md: "one FCN per label column"), trained on windows of the TRAIN patients,
+One FCN per label column (docs/evaluation.md: "one FCN per label column"), trained on windows of the TRAIN patients,
 early-stopped on the VALIDATION patients, scored on the TEST patients. The file
 `<eval.fcn.dir>/<prepared stem>-<label>.safetensors` holds the weights and metadata (evaluation/fcn_io.py):
 the prepared file's sha256, the label spec (name and class names), the training settings and the test scores.

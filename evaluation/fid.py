@@ -1,6 +1,6 @@
 """Fréchet distance and Inception Score on precomputed features / class probabilities.
 
-Pure functions on numpy arrays (DESIGN.md 7.8); the feature extractors live in `evaluation/fcn.py`.
+Pure functions on numpy arrays (docs/design.md section 7.8); the feature extractors live in `evaluation/fcn.py`.
 
 - `gaussian_stats(features (N, D)) -> (mu (D,), cov (D, D))`
 - `frechet_distance(mu1, s1, mu2, s2)`: ||mu1 - mu2||^2 + tr(s1 + s2 - 2 (s1 s2)^(1/2))
@@ -19,7 +19,7 @@ from dataloader.errors import UserError
 def gaussian_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean and (unbiased, ddof=1) covariance of `features` `(N, D)`, in float64.
 
-    FID needs many samples for a stable covariance: EVALUATION.md asks for >= 1000 per side where available.
+    FID needs many samples for a stable covariance: docs/evaluation.md asks for >= 1000 per side where available.
     """
     f = np.asarray(features, dtype=np.float64)
     if f.ndim != 2:

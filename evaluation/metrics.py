@@ -7,7 +7,7 @@ from dataloader.errors import UserError
 
 from .discriminative import MIN_PER_SET
 
-# one line per metric: what the report's number is (README "Evaluation" repeats it)
+# one line per metric: what the report's number is (docs/evaluation.md section 4 repeats it)
 DESCRIPTIONS = {
     "fid": "FCN-FID: Frechet distance of pooled FCN features (one FCN per label column)",
     "is": "FCN-IS: exp(E KL(p(y|x) || p(y))), 10 splits",

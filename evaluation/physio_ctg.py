@@ -1,4 +1,4 @@
-"""Per-window CTG physiology features and their real-vs-synthetic comparison (EVALUATION.md section 1).
+"""Per-window CTG physiology features and their real-vs-synthetic comparison (docs/evaluation.md section 1).
 
 Inputs: FHR in bpm and UC (mmHg or toco units) sampled at fs Hz (1 and 4 Hz tested); the caller says which
 channels they are (by index or name): nothing else in physiodiff assumes CTG.

@@ -1,4 +1,4 @@
-"""Per-window ECG physiology features with neurokit2 (EVALUATION.md section 1, "physiology, ECG").
+"""Per-window ECG physiology features with neurokit2 (docs/evaluation.md section 1, "physiology, ECG").
 
 On one lead chosen by the caller (index or name), in mV at fs Hz:
 - R-peaks: `nk.ecg_clean` (method "neurokit": 0.5 Hz high-pass + 50 Hz powerline filter) then `nk.ecg_peaks`

@@ -1,4 +1,4 @@
-"""TimeGAN predictive score (Yoon et al. 2019; the same protocol in Diffusion-TS), EVALUATION.md section 1.
+"""TimeGAN predictive score (Yoon et al. 2019; the same protocol in Diffusion-TS), docs/evaluation.md section 1.
 
 Train on synthetic, test on real: a post-hoc 1-layer GRU reads channels 0..C-2 up to step t and predicts the
 last channel at step t + 1; it is trained on ALL synthetic windows and scored by its mean absolute error on the

@@ -2,7 +2,7 @@
 
 Every score compares synthetic windows with windows of patients the generator never saw (the reference split,
 `test` by default); the real-vs-real floor uses windows of the TRAIN patients in place of the synthetic ones
-(EVALUATION.md). Patients are the unit of every split; here only whole splits are read. A data set with no
+(docs/evaluation.md). Patients are the unit of every split; here only whole splits are read. A data set with no
 held-out patients (one series, all in train) may use `eval.reference: train`: then the floor draws its
 windows from the train windows that are not in the reference subset.
 """

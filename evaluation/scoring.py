@@ -1,4 +1,4 @@
-"""Score one set of windows against the real reference: every requested metric of EVALUATION.md section 1.
+"""Score one set of windows against the real reference: every requested metric of docs/evaluation.md section 1.
 
 `EvalContext` holds what every set is compared with (the real reference windows of held-out patients, the
 train-patient windows of the floor, the FCNs, the physiological feature plan) and caches the reference's

@@ -1,4 +1,4 @@
-"""Utility metrics with the FCN: label accuracy, TSTR / TRTS (EVALUATION.md section 1).
+"""Utility metrics with the FCN: label accuracy, TSTR / TRTS (docs/evaluation.md section 1).
 
 - `label_accuracy(fcn, x, y)`: accuracy of a trained FCN on windows `(N, C, L)` with labels `(N,)`; on real test
   patients it checks the classifier, on synthetic windows against the label they were generated with it checks

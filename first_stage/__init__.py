@@ -1,6 +1,6 @@
-"""First stages: compressors with encode/decode that the diffusion model runs behind (DESIGN.md section 3).
+"""First stages: compressors with encode/decode that the diffusion model runs behind (docs/design.md section 3).
 
-`build_first_stage(cfg, channels, length)` maps the config's short name to a class (DESIGN.md section 7.6).
+`build_first_stage(cfg, channels, length)` maps the config's short name to a class (docs/design.md section 7.6).
 """
 from __future__ import annotations
 

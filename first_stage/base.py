@@ -1,4 +1,4 @@
-"""The first-stage interface: a compressor the diffusion model runs behind (DESIGN.md section 3).
+"""The first-stage interface: a compressor the diffusion model runs behind (docs/design.md section 3).
 
 `encode(x (B, C, L)) -> z (B, C', L')`, `decode(z) -> x`, `latent_shape(C, L) -> (C', L')`,
 `loss(x) -> dict` of named scalar losses (empty for fixed first stages), `trainable`.

@@ -7,7 +7,7 @@ safetensors only. Metadata (string -> string):
     scale             the latent scale factor (1 / std of the training latents), also the tensor `scale`
     step, config      training step and the resolved config text of the run
 A diffusion model loads it through `LearnedFirstStage.load_trained`, which checks channels, window length
-and architecture against the diffusion config (DESIGN.md section 6: a `UserError` naming both sides).
+and architecture against the diffusion config (docs/design.md section 6: a `UserError` naming both sides).
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Known answers of the metric layer that need real data or many samples (EVALUATION.md section 1):
+"""Known answers of the metric layer that need real data or many samples (docs/evaluation.md section 1):
 the Fréchet distance of samples from two Gaussians approaches the closed form; the discriminative score is
 near 0 when the "synthetic" set is real CTG from other patients and near 0.5 for noise."""
 from __future__ import annotations

@@ -61,7 +61,7 @@ def test_interrupted_generation_continues_identically(trained: Path, tmp_path: P
     a, la, attrs_a = read_synthetic(whole)
     b, lb, attrs_b = read_synthetic(cut)
     # batch 3 then 4 against batch 4 throughout: equal up to the batch-size-dependent CPU kernels' rounding
-    # (README: at most 4e-5 of the scaled range [-1, 1])
+    # (docs/usage.md: at most 4e-5 of the scaled range [-1, 1])
     assert np.array_equal(la, lb)
     sa, sb = read_synthetic(whole, scaled=True)[0], read_synthetic(cut, scaled=True)[0]
     assert np.abs(sa - sb).max() <= 8e-5

@@ -1,4 +1,4 @@
-"""Calibration of every membership-inference attack (EVALUATION.md section 2) and the metric/report layer.
+"""Calibration of every membership-inference attack (docs/evaluation.md section 2) and the metric/report layer.
 
 A "generator" that returns its training windows (the exact minimiser of the diffusion loss on them,
 evaluation/privacy/oracle.py) must be caught (AUC >= 0.95); one that returns windows of held-out patients must

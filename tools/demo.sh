@@ -7,7 +7,7 @@
 #   5. score them against 512 windows of the test patients with eval.py (the metrics that need no FCN:
 #      MMD, nearest-neighbour RMSE/PRD, diversity, CTG physiology), next to the real-vs-real floor
 # Rerunning continues the same run (a finished or time-capped run is not trained again).
-# GLIBC_TUNABLES comes from the Makefile (DESIGN.md section 9); run it as `make demo`.
+# GLIBC_TUNABLES comes from the Makefile (docs/design.md section 9); run it as `make demo`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}

@@ -1,6 +1,6 @@
 """Schema of the `data` section: where recordings are, their channels, cleaning, windows, labels, split.
 
-Nothing here assumes CTG: channels, rates, units and ranges are data (DESIGN.md section 2).
+Nothing here assumes CTG: channels, rates, units and ranges are data (docs/design.md section 2).
 """
 from __future__ import annotations
 

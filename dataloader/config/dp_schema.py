@@ -23,8 +23,8 @@ class DPConfig:
     """Differentially private training (Opacus DP-SGD, Poisson sampling)."""
 
     target_epsilon: float = field(metadata=limits(gt=0))  # privacy budget spent at train.max_steps
-    # delta of (epsilon, delta)-DP; must be below 1 / (number of units) (EVALUATION.md asks <= 1 / (10 x patients));
-    # null: 1 / (10 x units)
+    # delta of (epsilon, delta)-DP; must be below 1 / (number of units)
+    # (docs/evaluation.md asks <= 1 / (10 x patients)); null: 1 / (10 x units)
     delta: Optional[float] = field(default=None, metadata=limits(gt=0, lt=1))
     max_grad_norm: float = field(default=1.0, metadata=limits(gt=0))  # per-unit gradient clipping norm
     accountant: Literal["rdp", "prv", "gdp"] = "prv"  # Opacus accountant that sets the noise and reports epsilon

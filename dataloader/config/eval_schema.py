@@ -1,7 +1,7 @@
 """Schema of the `eval` section: what eval.py and `python -m evaluation.train_fcn` compare, and how.
 
 The metric names are listed here (not imported from `evaluation/`, because `dataloader` may not import it,
-DESIGN.md section 1); `evaluation/metrics.py` keeps the same list and a test checks that they match.
+docs/design.md section 1); `evaluation/metrics.py` keeps the same list and a test checks that they match.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from ..errors import UserError
 from .loader import register_section
 from .typed import limits
 
-# every metric eval.py knows, in report order (EVALUATION.md section 1)
+# every metric eval.py knows, in report order (docs/evaluation.md section 1)
 METRICS = ["fid", "is", "accuracy", "tstr", "trts", "discriminative", "predictive", "dtw", "rmse_prd", "mmd",
            "diversity", "physio", "signal"]
 
@@ -81,7 +81,7 @@ class EvalConfig:
     reference: Literal["test", "val", "train"] = "test"
     # label columns (names) for the FCNs and label metrics; null = every label column of the prepared file
     labels: Optional[list[str]] = None
-    metrics: list[str] = field(default_factory=lambda: list(METRICS))  # metrics to run (names: see README)
+    metrics: list[str] = field(default_factory=lambda: list(METRICS))  # metrics to run (names: docs/evaluation.md)
     # real reference windows (a seeded subset of the reference split; all when it has fewer)
     n_real: int = field(default=2000, metadata=limits(ge=2))
     # train-patient windows standing in for "synthetic" in the real-vs-real floor row

@@ -2,7 +2,7 @@
 
 Registered with the config loader on import (every `*_schema.py` here is imported). Names that select
 code (model type, first-stage type, sampler) are validated against short lists kept here, because
-`dataloader` may not import `diffusion` or `first_stage` (DESIGN.md section 1); the registries there
+`dataloader` may not import `diffusion` or `first_stage` (docs/design.md section 1); the registries there
 raise the same kind of error, and a test checks that these lists match them. Sampler names are checked
 by generate.py against `diffusion.samplers.list_samplers()`.
 """

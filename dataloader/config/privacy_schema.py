@@ -1,4 +1,4 @@
-"""Schema of the `privacy` section: membership-inference audits (evaluation/privacy/, EVALUATION.md section 2).
+"""Schema of the `privacy` section: membership-inference audits (evaluation/privacy/, docs/evaluation.md section 2).
 
 Membership is per patient. The audit population is the train split's patients (or `patients` of them drawn
 at random); the target model trains on a random half (the members, saved in out_dir/members.json), each of

@@ -1,4 +1,4 @@
-"""Schema of the `sr` section: latent super-resolution after a coarse model (DESIGN.md section 3).
+"""Schema of the `sr` section: latent super-resolution after a coarse model (docs/design.md section 3).
 
 The config's `data` / `model` / `train` describe the coarse (low-resolution) model, trained and sampled as
 usual. `sr` adds a second diffusion model on the full-rate latent of `sr.model.first_stage`, conditioned on

@@ -1,4 +1,4 @@
-"""Samplers: one signature, one registry (DESIGN.md section 4).
+"""Samplers: one signature, one registry (docs/design.md section 4).
 
     fn(denoiser, x, schedule, steps, noise, **options) -> x0     (see base.py for the arguments)
 

@@ -1,6 +1,6 @@
 """What every sampler shares: the denoiser type, per-sample noise streams, and the NFE counter.
 
-A sampler is a plain function (DESIGN.md section 7.3, after k-diffusion's sampling.py):
+A sampler is a plain function (docs/design.md section 7.3, after k-diffusion's sampling.py):
 
     fn(denoiser, x, schedule, steps, noise, **options) -> x0   (B, C, L)
 

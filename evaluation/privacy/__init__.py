@@ -1,4 +1,4 @@
-"""Membership-inference audits per patient (EVALUATION.md section 2) and their reports.
+"""Membership-inference audits per patient (docs/evaluation.md section 2) and their reports.
 
     python -m evaluation.privacy --config configs/ctg/privacy.yaml --attack loss|lira|dcr|domias [--shadows K]
 

@@ -1,4 +1,4 @@
-"""Membership-inference audit of a diffusion model, per patient (EVALUATION.md section 2).
+"""Membership-inference audit of a diffusion model, per patient (docs/evaluation.md section 2).
 
     python -m evaluation.privacy --config configs/ctg/privacy.yaml --attack loss|lira|dcr|domias [--shadows K]
                                  [--out DIR] [key=value ...]

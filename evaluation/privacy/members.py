@@ -1,6 +1,6 @@
 """Who is a member: the audit population, the target's member manifest and the shadows' keep matrix.
 
-Membership is per patient (EVALUATION.md section 2): a member's windows all trained the target, a
+Membership is per patient (docs/evaluation.md section 2): a member's windows all trained the target, a
 non-member's none. The population is the prepared file's train split (or `privacy.patients` of them drawn
 with the seed); the target's members are a random half. The keep matrix (K, P) says which patients each shadow
 model trains on: each column holds exactly K/2 True (rounded down for odd K, alternating up), so each patient

@@ -1,4 +1,4 @@
-"""Attack metrics (EVALUATION.md section 2): ROC AUC, best balanced accuracy, TPR at low FPR with 95%
+"""Attack metrics (docs/evaluation.md section 2): ROC AUC, best balanced accuracy, TPR at low FPR with 95%
 Clopper-Pearson intervals, counts. Higher score = "member". A report with accuracy alone is wrong: an attack
 that is right about a few patients with certainty (TPR at 0.1% FPR) leaks more than its AUC suggests
 (Carlini et al. 2022).

@@ -1,4 +1,4 @@
-"""Calibration "generators" with known leakage, for checking the attacks (EVALUATION.md section 2).
+"""Calibration "generators" with known leakage, for checking the attacks (docs/evaluation.md section 2).
 
 `MemorisingDenoiser(windows, schedule)` is the exact minimiser of the diffusion loss on a finite set of windows:
 its denoiser returns the posterior mean of x_0 under the empirical distribution of `windows`, so its sampler
