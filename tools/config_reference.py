@@ -89,7 +89,10 @@ def reference() -> str:
     """The markdown reference of every registered config section."""
     cfg_loader._load_optional_sections()
     parts = []
-    for name, (cls, required) in cfg_loader._SECTIONS.items():
+    # sorted (required first, then by name): registration order follows import order, which differs between a
+    # fresh process and a test run that imported the baselines first
+    sections = sorted(cfg_loader._SECTIONS.items(), key=lambda kv: (not kv[1][1], kv[0]))
+    for name, (cls, required) in sections:
         doc = (inspect.getdoc(cls) or "").splitlines()[0]
         parts.append(f"### `{name}`{' (required)' if required else ''}\n\n{doc}\n")
         parts.append("| key | type | default | meaning |\n| --- | --- | --- | --- |")
