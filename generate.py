@@ -34,9 +34,6 @@ def _parser():  # type: ignore[no-untyped-def]
 
     doc = __doc__.split("\n\n")
     p = make_parser("generate.py", "\n\n".join(doc[:3]), epilog=doc[3] + "\n\nsamplers: " + ", ".join(list_samplers()))
-    # every help text below says its default itself (most come from the config), so argparse's "(default: None)"
-    # would only mislead
-    p.formatter_class = argparse.RawDescriptionHelpFormatter
     add_config_args(p)
     p.add_argument("--checkpoint", metavar="FILE", default=None,
                    help="model file (default: <train.out_dir>/model.safetensors)")
@@ -113,9 +110,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise UserError("--checkpoint", "give the model file (the config has no train.out_dir)")
         ckpt = str(Path(cfg.train.out_dir) / "model.safetensors")
     from diffusion.checkpoint import check_against_config, read_model_meta
-    from diffusion.generation import check_free_space, generate_file, output_bytes, plan_labels
+    from diffusion.generation import check_free_space, generate_file, output_bytes, plan_labels, used_config_text
 
     meta = read_model_meta(ckpt)
+    file_meta = meta  # the --checkpoint file's (with sr, load_sr_pipeline's meta is the SR model's)
     check_against_config(meta.data, cfg, ckpt)
     sr_file = None
     if cfg.get("sr") is not None:  # coarse model + latent super-resolution (diffusion/superres.py)
@@ -163,7 +161,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         model, meta = load_sr_pipeline(ckpt, sr_file, cfg, device)
     else:
         model, meta = load_model_file(ckpt, cfg, device)
-    path = generate_file(model, meta, labels, args, out, config_text=cfg.yaml(), scaled=a.scaled, device=device,
+    path = generate_file(model, meta, labels, args, out, config_text=used_config_text(cfg, file_meta, args),
+                         scaled=a.scaled, device=device,
                          progress=sys.stderr.isatty())
     print(f"wrote {len(labels)} windows to {path}")
     if real is not None:

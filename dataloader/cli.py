@@ -21,13 +21,30 @@ class OneLineParser(argparse.ArgumentParser):
         raise UserError(self.prog, message)
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the description's line breaks; appends `(default: X)` once, and only where it says something.
+
+    No default is shown for required options, positionals, flags (`store_true`: default False), a default
+    of None / False / empty, `--help`, or an option whose help text already mentions its default.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        help = action.help or ""
+        d = action.default
+        if ("default" in help.lower() or "%(default)" in help or d is argparse.SUPPRESS
+                or d is None or d is False or (hasattr(d, "__len__") and not isinstance(d, str) and len(d) == 0)
+                or d == "" or action.required
+                or isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction,
+                                       argparse._StoreConstAction, argparse._HelpAction,
+                                       argparse._VersionAction, argparse._CountAction))
+                or not (action.option_strings or action.nargs in (argparse.OPTIONAL, argparse.ZERO_OR_MORE))):
+            return help
+        return help + " (default: %(default)s)"
+
+
 def make_parser(prog: str, description: str, epilog: str | None = None) -> OneLineParser:
-    """A parser whose help keeps the description's line breaks and shows defaults."""
-
-    class _Fmt(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-        pass
-
-    return OneLineParser(prog=prog, description=description, epilog=epilog, formatter_class=_Fmt)
+    """A parser whose help keeps the description's line breaks and shows meaningful defaults once."""
+    return OneLineParser(prog=prog, description=description, epilog=epilog, formatter_class=HelpFormatter)
 
 
 def add_config_args(parser: argparse.ArgumentParser, required: bool = True) -> None:

@@ -5,8 +5,10 @@ Nodes:
     /samples_scaled   (N, C, L) float32 in [-1, 1] (only when asked for)
     /labels           (N, n_labels) int64 class codes (names in the `label_spec` attribute)
 Attributes (scalars and JSON text only, never pickles): format, fs, channels (JSON: name, unit, range),
-label_spec (JSON: name, classes), window_len, n_samples, config (resolved YAML text), sampler, steps,
-guidance_scale, seed, model_sha256, package_version, created_utc, run_key.
+label_spec (JSON: name, classes), window_len, n_samples, config (resolved YAML text: the model file's model
+section and the sampling settings used), sampler, steps, guidance_scale, seed, model_sha256, package_version,
+created_utc, run_key. /samples (and /samples_scaled) carry their own `channels` (JSON list of names),
+`units` (JSON list) and `fs` (Hz), readable by any HDF5 reader (h5py: `json.loads(ds.attrs["units"])`).
 
 Appendable: the file grows under a fixed hidden name beside the target (`.tmp-<name>.partial`). A run that
 is interrupted leaves it there; rerunning with the same arguments (same `run_key`: model, config,
@@ -41,6 +43,25 @@ def partial_path(out: str | os.PathLike) -> Path:
     """The hidden name an unfinished output grows under (beside `out`)."""
     p = Path(out)
     return p.with_name(f".tmp-{p.name}.partial")
+
+
+def _node_attrs(attrs: dict[str, Any], scaled: bool) -> dict[str, Any]:
+    """Attributes of /samples and /samples_scaled themselves, so a reader of that node alone (h5py, MATLAB)
+    has what it needs: `channels` and `units` as JSON text lists (plain strings, never pickles: PyTables
+    stores str as a fixed-length HDF5 string, which h5py returns as bytes: `json.loads(v)` takes them
+    as they come), `fs` (Hz) as a float; /samples_scaled also has `range` (each channel's physical
+    [lo, hi], mapped to [-1, 1]) and its units are "1" (dimensionless)."""
+    chans = attrs.get("channels") or []
+    chans = [c if isinstance(c, dict) else {"name": str(c)} for c in chans]
+    out: dict[str, Any] = {"channels": json.dumps([str(c.get("name", i)) for i, c in enumerate(chans)])}
+    if scaled:
+        out["units"] = json.dumps(["1"] * len(chans))
+        out["range"] = json.dumps([c.get("range") for c in chans])
+    else:
+        out["units"] = json.dumps([str(c.get("unit", "")) for c in chans])
+    if attrs.get("fs") is not None:
+        out["fs"] = float(attrs["fs"])
+    return out
 
 
 class SyntheticWriter:
@@ -154,6 +175,10 @@ class SyntheticWriter:
             a = h5.root._v_attrs
             for k, v in attrs.items():
                 setattr(a, k, json.dumps(v) if k in _JSON_ATTRS else v)
+            for node in ("samples",) + (("samples_scaled",) if self.scaled else ()):
+                na = getattr(h5.root, node).attrs
+                for k, v in _node_attrs(attrs, scaled=node == "samples_scaled").items():
+                    setattr(na, k, v)
             a.format = FORMAT
             a.run_key = run_key
             a.n_samples = self.n_total

@@ -22,6 +22,7 @@ import torch
 
 from dataloader.class_csv import (MAX_WINDOWS, LabelPlan, RequestPlan, TrainingPlan, as_plan,
                                   read_class_csv)
+from dataloader.config import Config
 from dataloader.errors import UserError
 from dataloader.scaling import to_physical
 from dataloader.synthetic import SyntheticWriter
@@ -97,6 +98,27 @@ def check_free_space(n: int, meta: ModelMeta, out: str | os.PathLike, scaled: bo
     if need > free:
         raise UserError("--out", f"{n:,} windows need about {need / 2**30:.2f} GiB ({need:,} bytes), but "
                                  f"{folder} has {free / 2**30:.2f} GiB ({free:,} bytes) free")
+
+
+# config sections that define the network: a generated file describes them as the model file stored them
+MODEL_SECTIONS = ("model", "baseline")
+
+
+def used_config_text(cfg: Config, meta: ModelMeta, args: SampleArgs) -> str:
+    """The `config` attribute of a generated file: the user's resolved config, with the model-defining
+    sections (MODEL_SECTIONS) taken from the model file's stored config (the generation config's may say
+    another size: the file's is what built the network) and `sample` set to the settings actually used
+    (config after the command-line overrides)."""
+    from dataloader.config.model_schema import SampleConfig
+
+    stored = {k: meta.config.get(k) for k in MODEL_SECTIONS if meta.config.get(k) is not None}
+    sample = SampleConfig(sampler=args.sampler, steps=int(args.steps), guidance_scale=float(args.guidance_scale),
+                          eta=args.eta, sigmas=args.sigmas, quantize=bool(args.quantize),  # type: ignore[arg-type]
+                          batch_size=int(args.batch_size), seed=int(args.seed))
+    text = cfg.replace(**stored, sample=sample).yaml()
+    head, _, body = text.partition("\n")
+    note = "# " + ", ".join(stored) + ": the model file's stored config; sample: the settings used"
+    return head + "\n" + note + "\n" + body
 
 
 def run_key(meta: ModelMeta, args: SampleArgs, labels: LabelPlan, scaled: bool) -> str:

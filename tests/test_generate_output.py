@@ -137,3 +137,48 @@ def test_inference_file_round_trip(trained: Path) -> None:
         assert torch.equal(sd[k[len("ema.shadow."):]], v), k
     x = model.sample(2, torch.zeros(2, 2, dtype=torch.long), sampler="ddim", steps=2, seed=0)
     assert x.shape == (2, 2, 32)
+
+
+def test_config_attribute_describes_the_model_used(trained: Path, tmp_path: Path) -> None:
+    """A generation config without the model's size override (so it says `size: base`) still writes the
+    model file's model section (tiny) and the sampling settings actually used."""
+    import yaml
+
+    text = trained.read_text()
+    assert "  size: tiny\n" in text
+    gen_cfg = tmp_path / "gen.yaml"
+    gen_cfg.write_text(text.replace("  size: tiny\n", ""))
+    assert tiny_config(gen_cfg).model.size == "base"
+    out = tmp_path / "s.h5"
+    _generate("--config", gen_cfg, "--samples", 2, "--out", out, "--steps", 3, "--seed", 5)
+    attrs = read_synthetic(out)[2]
+    used = yaml.safe_load(attrs["config"])
+    assert used["model"]["size"] == "tiny"
+    assert used["model"] == yaml.safe_load(read_model_meta(trained.parent / "run" / "model.safetensors")
+                                           .config_text)["model"]
+    assert used["sample"]["steps"] == 3 and used["sample"]["seed"] == 5 and used["sample"]["sampler"] == "ddim"
+    assert used["data"]["window"] == 32
+
+
+def test_sample_datasets_carry_channels_units_fs(trained: Path, tmp_path: Path) -> None:
+    """/samples and /samples_scaled carry channels, units and fs as plain attributes (no pickles)."""
+    import json
+
+    h5py = pytest.importorskip("h5py")
+    out = tmp_path / "s.h5"
+    _generate("--config", trained, "--samples", 2, "--out", out, "--scaled")
+
+    def text(v: object) -> str:
+        assert isinstance(v, (str, bytes)), type(v)
+        return v.decode() if isinstance(v, bytes) else v
+
+    with h5py.File(out, "r") as f:
+        ds = f["samples"]
+        assert json.loads(text(ds.attrs["channels"])) == ["A", "B"]
+        assert json.loads(text(ds.attrs["units"])) == ["mV", "nd"]
+        assert float(ds.attrs["fs"]) == 1.0
+        sc = f["samples_scaled"]
+        assert json.loads(text(sc.attrs["channels"])) == ["A", "B"]
+        assert json.loads(text(sc.attrs["range"])) == [[-2, 2], [0, 10]]
+        assert json.loads(text(sc.attrs["units"])) == ["1", "1"]
+        assert float(sc.attrs["fs"]) == 1.0
