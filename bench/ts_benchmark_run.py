@@ -79,7 +79,9 @@ def steps_for_nfe(sampler: str, nfe: int, num_steps: int = 1000) -> tuple[int, i
 
 def roughness(x: np.ndarray) -> list[float]:
     """Mean |x[t+1] - x[t]| per channel of windows (N, T, C) in [0, 1]."""
-    return np.abs(np.diff(x, axis=1)).mean(axis=(0, 1)).round(6).tolist()
+    from evaluation.signal_stats import roughness as channel_roughness
+
+    return channel_roughness(x.transpose(0, 2, 1)).round(6).tolist()
 
 
 def _cli(args: list[str], threads: int) -> None:

@@ -28,16 +28,19 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
     of None / False / empty, `--help`, or an option whose help text already mentions its default.
     """
 
+    # actions whose default is implied by what they are (a flag defaults to off)
+    _NO_VALUE = (argparse._StoreTrueAction, argparse._StoreFalseAction, argparse._StoreConstAction,
+                 argparse._HelpAction, argparse._VersionAction, argparse._CountAction)
+
+    @staticmethod
+    def _empty(d: object) -> bool:
+        return d is None or d is False or d is argparse.SUPPRESS or (hasattr(d, "__len__") and len(d) == 0)
+
     def _get_help_string(self, action: argparse.Action) -> str:
         help = action.help or ""
-        d = action.default
-        if ("default" in help.lower() or "%(default)" in help or d is argparse.SUPPRESS
-                or d is None or d is False or (hasattr(d, "__len__") and not isinstance(d, str) and len(d) == 0)
-                or d == "" or action.required
-                or isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction,
-                                       argparse._StoreConstAction, argparse._HelpAction,
-                                       argparse._VersionAction, argparse._CountAction))
-                or not (action.option_strings or action.nargs in (argparse.OPTIONAL, argparse.ZERO_OR_MORE))):
+        takes_value = bool(action.option_strings) or action.nargs in (argparse.OPTIONAL, argparse.ZERO_OR_MORE)
+        if ("default" in help.lower() or self._empty(action.default) or action.required
+                or isinstance(action, self._NO_VALUE) or not takes_value):
             return help
         return help + " (default: %(default)s)"
 

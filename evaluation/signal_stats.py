@@ -17,6 +17,12 @@ import numpy as np
 TOUCH_TOL = 0.005  # share of the channel's span: 0.8 bpm of CTG's 50-210 bpm FHR range
 
 
+def roughness(x: np.ndarray) -> np.ndarray:
+    """Mean |x[t+1] - x[t]| per channel of windows x `(N, C, L)` -> `(C,)` (zeros for one-sample windows)."""
+    x = np.asarray(x, dtype=np.float64)
+    return np.abs(np.diff(x, axis=2)).mean(axis=(0, 2)) if x.shape[2] > 1 else np.zeros(x.shape[1])
+
+
 def signal_stats(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, tol: float = TOUCH_TOL) -> dict[str, np.ndarray]:
     """Per-channel roughness and range-limit touch shares of windows x `(N, C, L)` in physical units.
 
@@ -25,7 +31,7 @@ def signal_stats(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, tol: float = TOU
     """
     x = np.asarray(x, dtype=np.float64)
     span = (np.asarray(hi, dtype=np.float64) - np.asarray(lo, dtype=np.float64))[None, :]
-    rough = np.abs(np.diff(x, axis=2)).mean(axis=(0, 2)) if x.shape[2] > 1 else np.zeros(x.shape[1])
+    rough = roughness(x)
     low = (x.min(axis=2) <= np.asarray(lo)[None, :] + tol * span)
     high = (x.max(axis=2) >= np.asarray(hi)[None, :] - tol * span)
     return {"roughness": rough, "touch_low": low.mean(axis=0), "touch_high": high.mean(axis=0),

@@ -22,6 +22,7 @@ from typing import Sequence
 from dataloader.cli import make_parser, run_main
 from dataloader.config import loader as cfg_loader
 from dataloader.config.typed import _type_name
+from dataloader.atomic import write_text_atomic
 from dataloader.errors import UserError
 
 DEFAULT_TARGET = "docs/config_reference.md"   # relative to the repository root (the working directory)
@@ -123,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UserError(target, f"no such file (it must hold the lines {BEGIN!r} and {END!r})")
     if a.write:
         path = Path(a.write)
-        path.write_text(_splice(path.read_text(), ref))
+        write_text_atomic(path, _splice(path.read_text(), ref), "--write")
     elif a.check:
         path = Path(a.check)
         if _splice(path.read_text(), ref) != path.read_text():
