@@ -9,6 +9,9 @@ the identity first stage, a VQ-VAE first stage and a diffusion model on it, and 
 generates 6 windows from each with a fixed seed. The fingerprint is the sha256 of the saved weights (tensor
 bytes only: the metadata carries wall time), of the loss columns of `log.csv`, and of the generated samples
 and labels. Equal fingerprints mean the same numbers bit for bit.
+
+Compare fingerprints made on one machine: float kernels differ between CPU models (the a433aed file, made on an
+Intel Xeon, differs everywhere from the same commit on an AMD EPYC), so the file records the CPU and torch.
 """
 from __future__ import annotations
 
@@ -116,8 +119,16 @@ def fingerprint() -> dict[str, dict[str, str]]:
     return result
 
 
+def machine() -> dict[str, str]:
+    """The CPU model and torch version: fingerprints compare only within one of these."""
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), "unknown") if Path("/proc/cpuinfo").exists() else "unknown"
+    return {"cpu": cpu, "torch": torch.__version__}
+
+
 def compare(a: dict, b: dict) -> list[str]:
-    """The (run, field) pairs whose fingerprints differ or exist on one side only."""
+    """The (run, field) pairs whose fingerprints differ or exist on one side only (the machine aside)."""
+    a, b = ({k: v for k, v in d.items() if k != "_machine"} for d in (a, b))
     return [f"{run}.{k}" for run in sorted(set(a) | set(b))
             for k in sorted(set(a.get(run, {})) | set(b.get(run, {})))
             if a.get(run, {}).get(k) != b.get(run, {}).get(k)]
@@ -130,10 +141,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="compare two fingerprint files; exit code 1 when they differ")
     a = p.parse_args(argv)
     if a.compare:
-        diff = compare(*(json.loads(f.read_text()) for f in a.compare))
+        fa, fb = (json.loads(f.read_text()) for f in a.compare)
+        if fa.get("_machine") != fb.get("_machine"):
+            print(f"note: made on different machines or versions ({fa.get('_machine')} vs {fb.get('_machine')}): "
+                  "expect differences that are not a change of behaviour")
+        diff = compare(fa, fb)
         print("identical" if not diff else "differ: " + ", ".join(diff))
         return 1 if diff else 0
-    text = json.dumps(fingerprint(), indent=1, sort_keys=True) + "\n"
+    text = json.dumps({"_machine": machine(), **fingerprint()}, indent=1, sort_keys=True) + "\n"
     if a.out:
         a.out.write_text(text)
     sys.stdout.write(text)
