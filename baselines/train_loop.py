@@ -1,17 +1,17 @@
 """Training of the GAN / VAE baselines: `train(cfg, resume=...)`, called by train.py when model.type is not
 "diffusion". Same data, outputs and guarantees as diffusion/train_loop.py, from the same parts:
 
-- data: the prepared file's train split in the order of diffusion/data_order.py (a pure function of (seed,
+- data: the prepared file's train split in the order of training/data_order.py (a pure function of (seed,
   micro-batch number), so the position is one integer), fixed validation windows with fixed noise;
 - each step is one step of the model's own algorithm (`Baseline.train_step`: several critic updates for
   WGAN-GP, three phases for TimeGAN); its optimizers (Adam from train.lr / betas / adam_eps / weight_decay)
-  follow train.lr_schedule (diffusion/lr_schedule.py), gradients are clipped at train.grad_clip;
-- EMA of all weights (diffusion/ema.py); the model file holds the EMA, as for diffusion;
-- each epoch (train.epoch_steps): a log.csv row (diffusion/train_log.py; train_loss = the model's first loss,
+  follow train.lr_schedule (training/lr_schedule.py), gradients are clipped at train.grad_clip;
+- EMA of all weights (training/ema.py); the model file holds the EMA, as for diffusion;
+- each epoch (train.epoch_steps): a log.csv row (training/train_log.py; train_loss = the model's first loss,
   e.g. the generator loss; val_loss = its `validation_loss`), a PNG of fixed-seed EMA samples beside real
-  validation windows (plot_fn), a resumable checkpoint (diffusion/train_state.py: accelerate's state of the
+  validation windows (plot_fn), a resumable checkpoint (training/train_state.py: accelerate's state of the
   model and every optimizer, EMA, LR schedules, RNG, data position) and model.safetensors with the same
-  metadata as a diffusion model (diffusion/checkpoint.py);
+  metadata as a diffusion model (training/model_file.py);
 - train.max_minutes / stop_after stop at a step boundary with a checkpoint; resume is exact (the model draws
   every random number from one checkpointed torch.Generator).
 One process only: the GAN updates (alternating optimizers, double backward of the gradient penalty) are not
@@ -32,13 +32,13 @@ from dataloader.config import Config
 from dataloader.config.baseline_schema import BaselineConfig
 from dataloader.config.typed import to_dict
 from dataloader.errors import UserError
-from diffusion.checkpoint import save_model_file
-from diffusion.ema import EMA
-from diffusion.lr_schedule import LRSchedule
-from diffusion.train_log import TrainLog
+from training.model_file import save_model_file
+from training.ema import EMA
+from training.lr_schedule import LRSchedule
+from training.train_log import TrainLog
 from diffusion.train_loop import (PlotFn, TrainResult, ema_weights, epoch_steps_for, label_titles, stop_now,
                                   train_threads, training_data)
-from diffusion.train_state import (claim_run, find_checkpoint, list_checkpoints, load_checkpoint, read_state,
+from training.train_state import (claim_run, find_checkpoint, list_checkpoints, load_checkpoint, read_state,
                                    save_checkpoint)
 
 from .base import build_baseline

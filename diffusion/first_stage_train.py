@@ -31,11 +31,11 @@ from dataloader.errors import UserError
 from first_stage import LearnedFirstStage, build_first_stage
 from first_stage.files import first_stage_file, save_first_stage_file
 
-from .data_order import WindowOrder
-from .lr_schedule import LRSchedule
-from .train_log import TrainLog
+from training.data_order import WindowOrder
+from training.lr_schedule import LRSchedule
+from training.train_log import TrainLog
 from .train_loop import TrainResult, check_data, stop_now, train_threads
-from .train_state import claim_run, find_checkpoint, list_checkpoints, load_checkpoint, read_state, save_checkpoint
+from training.train_state import claim_run, find_checkpoint, list_checkpoints, load_checkpoint, read_state, save_checkpoint
 
 # plot_fn(path, original (N, C, L), reconstruction (N, C, L), fs, channels, title=...) in physical units
 ReconPlotFn = Callable[..., Any]
@@ -110,7 +110,7 @@ def train_first_stage(cfg: Config, *,
         raise UserError("model.first_stage.type", f"{fc.type!r} has nothing to train")
     if ft.crop is not None and ft.crop > L:
         raise UserError("model.first_stage.train.crop", f"{ft.crop} is longer than the windows ({L} samples)")
-    with contextlib.ExitStack() as run:  # the run folder, locked for the run (diffusion/train_state.py)
+    with contextlib.ExitStack() as run:  # the run folder, locked for the run (training/train_state.py)
         ckpt = claim_run(run, acc, out, resume, "model.first_stage.out_dir")
         if main:
             (out / "plots").mkdir(exist_ok=True)

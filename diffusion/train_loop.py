@@ -3,17 +3,17 @@
 accelerate supplies devices, processes (DDP; gloo on CPU) and mixed precision (from the launcher: `accelerate
 launch --mixed_precision bf16 ...`); nothing here names a device. Each optimizer step is `grad_accum`
 micro-batches of `batch_size` windows on each process: AdamW, global-norm clipping, EMA of the weights,
-a warm-up + cosine / plateau / constant learning rate (diffusion/lr_schedule.py).
+a warm-up + cosine / plateau / constant learning rate (training/lr_schedule.py).
 
 Exact resume: every random draw of training comes from state that the checkpoint holds. The data order is
-a pure function of (seed, micro-batch number) (diffusion/data_order.py); noise, timesteps and label dropout
+a pure function of (seed, micro-batch number) (training/data_order.py); noise, timesteps and label dropout
 come from one torch.Generator per process, handed to `training_loss`; the global RNG (dropout layers) is
 saved by accelerate. So N steps in one go and N/2 + stop + resume give identical weights on CPU.
 
 Each "epoch" (`train.epoch_steps` optimizer steps): validation loss on fixed validation windows with fixed
-noise (comparable across epochs), a CSV row (diffusion/train_log.py), a PNG of fixed-seed EMA samples
-beside real validation windows (few sampler steps), a resumable checkpoint (diffusion/train_state.py) and
-the inference file `model.safetensors` (EMA weights, diffusion/checkpoint.py).
+noise (comparable across epochs), a CSV row (training/train_log.py), a PNG of fixed-seed EMA samples
+beside real validation windows (few sampler steps), a resumable checkpoint (training/train_state.py) and
+the inference file `model.safetensors` (EMA weights, training/model_file.py).
 """
 from __future__ import annotations
 
@@ -39,11 +39,11 @@ from dataloader.errors import UserError
 from dataloader.subset import patient_subset, window_patient_numbers
 from first_stage import load_trained_first_stages
 
-from .checkpoint import DataSpec, save_model_file
-from .data_order import WindowOrder
-from .lr_schedule import LRSchedule
-from .train_log import TrainLog
-from .train_state import claim_run, find_checkpoint, list_checkpoints, load_checkpoint, read_state, save_checkpoint
+from training.model_file import DataSpec, save_model_file
+from training.data_order import WindowOrder
+from training.lr_schedule import LRSchedule
+from training.train_log import TrainLog
+from training.train_state import claim_run, find_checkpoint, list_checkpoints, load_checkpoint, read_state, save_checkpoint
 
 # plot_fn(path, synthetic (M, C, L), fs, channels, real=(N, C, L), synthetic_titles=..., real_titles=..., title=...)
 PlotFn = Callable[..., Any]
@@ -197,7 +197,7 @@ def train(cfg: Config, *,
     from accelerate import Accelerator
     from tqdm.auto import tqdm
 
-    from .ema import EMA
+    from training.ema import EMA
     from .model import build_diffusion
     from .samplers import list_samplers
 
