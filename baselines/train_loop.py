@@ -192,3 +192,10 @@ def train(cfg: Config, *,
                                     f"not for the {cfg.model.type} baseline")
     task = BaselineTask(cfg, acc, threads, plot_fn)
     return run_training(task, acc, resume, stop_after, progress, on_step)
+
+
+def train_baseline(cfg: Config, stage: str = "all", *, retrain: bool = False, resume: Optional[str] = None,
+                   plot_fns: Optional[dict[str, Callable[..., Any]]] = None, progress: bool = True) -> list[TrainResult]:
+    """train.py's entry for a baseline (training.MODEL_KINDS): one run, so `stage` and `retrain` do not apply;
+    plot_fns["samples"] draws the epoch plots."""
+    return [train(cfg, resume=resume, plot_fn=(plot_fns or {}).get("samples"), progress=progress)]

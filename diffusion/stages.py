@@ -136,7 +136,8 @@ def preflight(runs: list[StageRun]) -> list[Prebuilt]:
 def run_stages(cfg: Config, stage: str = "all", *, retrain: bool = False, resume: Optional[str] = None,
                plot_fns: Optional[dict[str, Callable[..., Any]]] = None, progress: bool = True,
                say: Callable[[str], None] = print) -> list[Any]:
-    """Train the planned runs in order; returns each run's TrainResult (None for a skipped one)."""
+    """Train the planned runs in order; returns each run's TrainResult (None for a skipped one). `plot_fns`:
+    "first_stage" draws reconstructions, "samples" synthetic beside real windows (train.py passes evaluation's)."""
     from first_stage.train_loop import train_first_stage
     from .train_loop import train
 
@@ -158,11 +159,11 @@ def run_stages(cfg: Config, stage: str = "all", *, retrain: bool = False, resume
             res = train_first_stage(r.cfg, resume=res_arg, plot_fn=plot_fns.get("first_stage"), progress=progress,
                                     prebuilt=pre)
         elif r.stage == "diffusion":
-            res = train(r.cfg, resume=res_arg, plot_fn=plot_fns.get("diffusion"), progress=progress, prebuilt=pre)
+            res = train(r.cfg, resume=res_arg, plot_fn=plot_fns.get("samples"), progress=progress, prebuilt=pre)
         else:
             from .superres import build_sr_for
 
-            res = train(r.cfg, resume=res_arg, plot_fn=plot_fns.get("diffusion"), progress=progress,
+            res = train(r.cfg, resume=res_arg, plot_fn=plot_fns.get("samples"), progress=progress,
                         build=build_sr_for(r.cfg), prebuilt=pre)
         results.append(res)
         if res is not None and res.stopped_early:

@@ -52,3 +52,18 @@ def test_train_py_builds_the_model_once_and_reads_the_prepared_file_once(tmp_pat
     a, b = load_file(out / "model.safetensors"), load_file(plain / "model.safetensors")
     assert a.keys() == b.keys()
     assert all(bool((a[k] == b[k]).all()) for k in a)
+
+
+def test_every_model_type_has_a_training_entry() -> None:
+    """training.MODEL_KINDS names one callable entry per model type of the config, the baselines' one
+    for exactly the registered baselines; an unknown kind is refused at model.type."""
+    from baselines.base import list_baselines
+    from dataloader.config.model_schema import MODEL_TYPES
+    from dataloader.errors import UserError
+    from training import MODEL_KINDS, trainer
+
+    assert sorted(MODEL_KINDS) == sorted(MODEL_TYPES)
+    assert sorted(k for k, v in MODEL_KINDS.items() if v.startswith("baselines.")) == sorted(list_baselines())
+    assert all(callable(trainer(k)) for k in MODEL_KINDS)
+    with pytest.raises(UserError, match="model.type"):
+        trainer("nope")
