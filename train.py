@@ -43,26 +43,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if a.dry_run:
         print(cfg.yaml(), end="")
         return 0
-    if cfg.model.type in ("diffusion", "autoencoder"):
-        # learned first stage(s), diffusion, super-resolution: each stage in order (diffusion/stages.py)
-        from diffusion.stages import run_stages
-        from evaluation.recon_plot import save_recon_png
-        from evaluation.sample_grid import save_compare_png
-
-        for result in run_stages(cfg, a.stage, retrain=a.retrain, resume=a.resume, progress=not a.no_progress,
-                                 plot_fns={"first_stage": save_recon_png, "diffusion": save_compare_png}):
-            if result is not None and result.is_main:
-                print(f"step {result.step}: model {result.model_file}, checkpoint {result.checkpoint}"
-                      + (" (stopped early; continue with --resume latest)" if result.stopped_early else ""))
-        return 0
-    else:  # a GAN / VAE baseline: same data, outputs and resume, its own update rule
-        from baselines.train_loop import train
+    from evaluation.recon_plot import save_recon_png
     from evaluation.sample_grid import save_compare_png
+    from training import trainer
 
-    result = train(cfg, resume=a.resume, plot_fn=save_compare_png, progress=not a.no_progress)
-    if result.is_main:
-        print(f"step {result.step}: model {result.model_file}, checkpoint {result.checkpoint}"
-              + (" (stopped early; continue with --resume latest)" if result.stopped_early else ""))
+    # diffusion / autoencoder: each stage the config needs, in order (diffusion/stages.py); a GAN / VAE
+    # baseline: one run, same data, outputs and resume, its own update rule (baselines/train_loop.py)
+    train_kind = trainer(cfg.model.type)
+    for result in train_kind(cfg, a.stage, retrain=a.retrain, resume=a.resume, progress=not a.no_progress,
+                             plot_fns={"first_stage": save_recon_png, "samples": save_compare_png}):
+        if result is not None and result.is_main:
+            print(f"step {result.step}: model {result.model_file}, checkpoint {result.checkpoint}"
+                  + (" (stopped early; continue with --resume latest)" if result.stopped_early else ""))
     return 0
 
 

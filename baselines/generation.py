@@ -20,7 +20,7 @@ import torch
 from dataloader.class_csv import ConstantPlan, LabelPlan
 from dataloader.config import Config
 from dataloader.errors import UserError
-from diffusion.checkpoint import ModelMeta, load_model_file
+from training.model_file import ModelMeta, load_model_file
 from diffusion.generation import SampleArgs, parse_count, plan_labels
 
 from .base import Baseline, baseline_class, build_baseline

@@ -79,7 +79,7 @@ def training_facts(name: str, minutes: float) -> dict:
     """Steps, windows seen, time and parameters of a finished run (its newest checkpoint and model file)."""
     from dataloader.config import load_config
     from diffusion.checkpoint import read_model_meta
-    from diffusion.train_state import list_checkpoints, read_state
+    from training.train_state import list_checkpoints, read_state
 
     out = ROOT / RUNS / name
     st = read_state(list_checkpoints(out)[-1])

@@ -62,7 +62,7 @@ def _training(out_dir: Path) -> dict[str, Any]:
 
 def evaluate(stage: Any, ds: Any, idx: np.ndarray, batch: int = 16) -> dict[str, Any]:
     """Per-channel RMSE and PRD of reconstructions over the windows `idx` of `ds`, physical units."""
-    from diffusion.first_stage_train import recon_errors
+    from first_stage.train_loop import recon_errors
 
     e2 = x2 = 0.0
     n = 0

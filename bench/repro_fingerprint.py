@@ -79,7 +79,7 @@ def _diffusion(project: Path, root: Path, name: str, extra: Sequence[str]) -> di
 
 
 def _first_stage(project: Path, root: Path) -> tuple[dict[str, str], list[str]]:
-    from diffusion.first_stage_train import train_first_stage
+    from first_stage.train_loop import train_first_stage
     from tests.tiny_run import reset_accelerate, tiny_config
 
     out = root / "vqvae"

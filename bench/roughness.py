@@ -67,7 +67,7 @@ def build_model(param: str, schedule: str, channels: int, length: int, size: str
 def train_tiny(model: Any, data: torch.Tensor, steps: int, batch: int, lr: float, ema_decay: float,
                seed: int = 0) -> Any:
     """Train `model` on windows `data` (N, C, L) in place; returns the EMA (weights NOT copied in)."""
-    from diffusion.ema import EMA
+    from training.ema import EMA
 
     torch.manual_seed(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr)

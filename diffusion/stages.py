@@ -92,38 +92,59 @@ def clear(run: StageRun) -> None:
     run.model_file.unlink(missing_ok=True)
 
 
-def preflight(runs: list[StageRun]) -> None:
+@dataclass
+class Prebuilt:
+    """What the preflight read and built for one run, handed to its training so neither is done twice."""
+
+    data: Any                                   # the run's PreparedFile (one object per prepared file)
+    model: Any                                  # the untrained model, built after torch.manual_seed(train.seed)
+    rng: Any                                    # the global torch RNG state right after that build
+
+
+def preflight(runs: list[StageRun]) -> list[Prebuilt]:
     """Check every planned run before the first one trains (bad input leaves nothing behind): the models
-    can be built for their data (window and latent lengths, SR rates)."""
+    can be built for their data (window and latent lengths, SR rates). Each prepared file is read once, and
+    each model is built as its training would build it (from the seed), so training reuses both."""
+    import torch
+
     from dataloader.dataset import WindowDataset
+    from dataloader.prepared import open_prepared
     from first_stage import build_first_stage
 
     from .model import build_diffusion
     from .superres import build_sr_for
 
+    files: dict[str, Any] = {}
+    built = []
     for r in runs:
-        ds = WindowDataset(r.cfg.data.prepared, "train")
+        path = str(r.cfg.data.prepared)
+        if path not in files:
+            files[path] = open_prepared(path)
+        ds = WindowDataset(files[path], "train")
         c, n, labels = len(ds.channels), int(ds.window_len), list(ds.label_classes)
+        torch.manual_seed(r.cfg.train.seed)  # the initial weights the run's training would draw
         if r.stage == "first_stage":
-            build_first_stage(r.cfg.model.first_stage, c, n)
+            model = build_first_stage(r.cfg.model.first_stage, c, n)
         elif r.stage == "diffusion":
-            build_diffusion(r.cfg.model, c, n, labels)
+            model = build_diffusion(r.cfg.model, c, n, labels)
         else:
-            build_sr_for(r.cfg)(r.cfg.sr.model, c, n, labels)
+            model = build_sr_for(r.cfg)(r.cfg.sr.model, c, n, labels)
+        built.append(Prebuilt(files[path], model, torch.get_rng_state()))
+    return built
 
 
 def run_stages(cfg: Config, stage: str = "all", *, retrain: bool = False, resume: Optional[str] = None,
                plot_fns: Optional[dict[str, Callable[..., Any]]] = None, progress: bool = True,
                say: Callable[[str], None] = print) -> list[Any]:
-    """Train the planned runs in order; returns each run's TrainResult (None for a skipped one)."""
-    from .first_stage_train import train_first_stage
+    """Train the planned runs in order; returns each run's TrainResult (None for a skipped one). `plot_fns`:
+    "first_stage" draws reconstructions, "samples" synthetic beside real windows (train.py passes evaluation's)."""
+    from first_stage.train_loop import train_first_stage
     from .train_loop import train
 
     plot_fns = plot_fns or {}
     runs = plan(cfg, stage)
-    preflight(runs)
     results: list[Any] = []
-    for r in runs:
+    for r, pre in zip(runs, preflight(runs)):
         if r.model_file.is_file() and not retrain and not resume:
             say(f"{r.stage}: {r.what} already trained ({r.model_file}); skipped (--retrain to train it again)")
             results.append(None)
@@ -135,14 +156,15 @@ def run_stages(cfg: Config, stage: str = "all", *, retrain: bool = False, resume
         # plain meaning (no checkpoint there is an error)
         res_arg = resume if resume and (len(runs) == 1 or (r.out_dir / "checkpoints").is_dir()) else None
         if r.stage == "first_stage":
-            res = train_first_stage(r.cfg, resume=res_arg, plot_fn=plot_fns.get("first_stage"), progress=progress)
+            res = train_first_stage(r.cfg, resume=res_arg, plot_fn=plot_fns.get("first_stage"), progress=progress,
+                                    prebuilt=pre)
         elif r.stage == "diffusion":
-            res = train(r.cfg, resume=res_arg, plot_fn=plot_fns.get("diffusion"), progress=progress)
+            res = train(r.cfg, resume=res_arg, plot_fn=plot_fns.get("samples"), progress=progress, prebuilt=pre)
         else:
             from .superres import build_sr_for
 
-            res = train(r.cfg, resume=res_arg, plot_fn=plot_fns.get("diffusion"), progress=progress,
-                        build=build_sr_for(r.cfg))
+            res = train(r.cfg, resume=res_arg, plot_fn=plot_fns.get("samples"), progress=progress,
+                        build=build_sr_for(r.cfg), prebuilt=pre)
         results.append(res)
         if res is not None and res.stopped_early:
             say(f"{r.stage}: stopped early at step {res.step}; continue with --resume latest")

@@ -5,7 +5,7 @@ Latent scaling (Rombach et al. 2022, section 4.3.2 and appendix G): `encode` ret
 scale = 1 / std of the training latents, so the diffusion sees latents of unit variance whatever the
 autoencoder learned; `decode` divides it out. The factor is a persistent buffer: it travels in the first-stage
 file and inside every diffusion model file built on it.
-Training interface (used by diffusion/first_stage_train.py, which knows no subclass):
+Training interface (used by first_stage/train_loop.py, which knows no subclass):
     loss(x, step) -> {"loss": total to minimise, other parts for the log}
     disc_loss(x, step) -> {"loss": ...} or {} (adversarial stages), with disc_parameters()
     ae_parameters() -> the autoencoder's trainable parameters

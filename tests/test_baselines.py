@@ -16,7 +16,7 @@ from dataloader.config.model_schema import MODEL_TYPES
 from dataloader.errors import UserError
 from dataloader.synthetic import read_synthetic
 from diffusion.checkpoint import read_model_meta
-from diffusion.train_log import read_log
+from training.train_log import read_log
 from generate import main as generate_main
 from tests.tiny_run import make_tiny_project, reset_accelerate, tiny_config
 

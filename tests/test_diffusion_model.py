@@ -12,7 +12,7 @@ from dataloader.config import loader
 from dataloader.config.model_schema import MODEL_TYPES, UNET_PRESETS, ModelConfig, SampleConfig
 from dataloader.config.typed import from_dict
 from dataloader.errors import UserError
-from diffusion.ema import EMA
+from training.ema import EMA
 from diffusion.losses import L1Loss, L2Loss, build_loss
 from diffusion.model import build_diffusion, required_multiple
 from diffusion.precond import Denoiser

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from diffusion.first_stage_train import recon_errors, train_first_stage
+from first_stage.train_loop import recon_errors, train_first_stage
 from first_stage.files import read_first_stage_file
 from tests.tiny_run import make_tiny_project, reset_accelerate, tiny_config
 

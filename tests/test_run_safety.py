@@ -40,7 +40,7 @@ def test_killed_before_the_model_write_resumes_to_the_current_model(project: Pat
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """A kill after the last checkpoint is in place but before out_dir/model.safetensors is written: the
     old run printed success with no (or a stale) model; now --resume latest installs the current one."""
-    import diffusion.train_state as ts
+    import training.train_state as ts
 
     out = tmp_path / "run"
     cfg = tiny_config(project, f"train.out_dir={out}")

@@ -9,7 +9,7 @@ from accelerate.utils import load as accelerate_load
 from safetensors.torch import load_file
 
 from dataloader.errors import UserError
-from diffusion.train_log import COLUMNS, read_log
+from training.train_log import COLUMNS, read_log
 from tests.tiny_run import make_tiny_project, run_train, tiny_config
 
 

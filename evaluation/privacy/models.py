@@ -42,7 +42,7 @@ def train_model(cfg: Config, out_dir: Path, patients: list[str], log: Callable[[
                 dp: bool = True) -> Path:
     """Train (or finish, or reuse) one model on `patients`; returns its model file."""
     from diffusion.train_loop import train
-    from diffusion.train_state import list_checkpoints
+    from training.train_state import list_checkpoints
 
     mc = model_config(cfg, out_dir, patients, dp)
     if finished(out_dir, mc.train.max_steps):

@@ -40,6 +40,8 @@ from dataloader.atomic import atomic_path, remove_stale_temporaries
 from dataloader.errors import UserError
 from dataloader.lock import exclusive
 
+from .model_file import file_sha256
+
 _STEP_DIR = re.compile(r"^step-(\d+)$")
 STATE_JSON = "trainer_state.json"
 
@@ -121,8 +123,6 @@ def save_checkpoint(accelerator: Any, out_dir: str | Path, step: int, state: dic
 
 def _file_hashes(folder: Path) -> dict[str, str]:
     """sha256 of every file below `folder` (relative POSIX paths, sorted)."""
-    from .checkpoint import file_sha256
-
     return {p.relative_to(folder).as_posix(): file_sha256(p)
             for p in sorted(folder.rglob("*")) if p.is_file() and p.name != STATE_JSON}
 
@@ -130,8 +130,6 @@ def _file_hashes(folder: Path) -> dict[str, str]:
 def install_inference_files(ckpt: Path, out_dir: str | Path) -> list[Path]:
     """Copy the checkpoint's inference files (`inference/<name>`) to `out_dir/<name>` where the copy there
     is missing or differs from the sha256 the checkpoint recorded; returns the files written."""
-    from .checkpoint import file_sha256
-
     done = []
     for rel, digest in read_state(ckpt).get("files", {}).items():
         parts = Path(rel).parts
@@ -198,8 +196,6 @@ def read_state(path: Path) -> dict[str, Any]:
 def verify_checkpoint(path: Path) -> None:
     """Check every file the checkpoint recorded against its sha256 (a truncated or altered file, or one
     missing, would resume silently wrong); folders written before hashes were recorded pass unchecked."""
-    from .checkpoint import file_sha256
-
     for name, digest in read_state(path).get("files", {}).items():
         f = path / name
         if ".." in Path(name).parts or not f.is_file():
