@@ -182,3 +182,22 @@ def test_sample_datasets_carry_channels_units_fs(trained: Path, tmp_path: Path) 
         assert json.loads(text(sc.attrs["range"])) == [[-2, 2], [0, 10]]
         assert json.loads(text(sc.attrs["units"])) == ["1", "1"]
         assert float(sc.attrs["fs"]) == 1.0
+
+
+def test_inspect_reads_a_generated_file(trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """`python -m tools.inspect` summarises and plots generate.py output as it does a prepared file."""
+    from tools.inspect import main as inspect_main
+
+    (tmp_path / "classes.csv").write_text("grp,score,count\na,high,3\nb,low,2\n")
+    out = tmp_path / "c.h5"
+    _generate("--config", trained, "--samples", tmp_path / "classes.csv", "--out", out)
+    capsys.readouterr()
+    png = tmp_path / "syn.png"
+    with pytest.raises(SystemExit) as e:
+        run_main(inspect_main, [str(out), "--plot", str(png), "--n", "2"])
+    assert e.value.code == 0
+    text = capsys.readouterr().out
+    assert "windows      5" in text and "fs           1 Hz" in text and "window       32 samples" in text
+    assert "A          [mV]" in text and "grp        a (3), b (2)" in text and "score      low (2), high (3)" in text
+    assert "sampler      ddim" in text and "plotted windows [" in text
+    assert png.stat().st_size > 1000
