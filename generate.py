@@ -161,9 +161,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         model, meta = load_sr_pipeline(ckpt, sr_file, cfg, device)
     else:
         model, meta = load_model_file(ckpt, cfg, device)
+    # a terminal gets generate_file's tqdm bar; a pipe or log file gets a line every 10% or 30 s
+    from evaluation.progress import LineProgress
+
+    lines = None if sys.stderr.isatty() else LineProgress("generate", len(labels), "window")
     path = generate_file(model, meta, labels, args, out, config_text=used_config_text(cfg, file_meta, args),
-                         scaled=a.scaled, device=device,
-                         progress=sys.stderr.isatty())
+                         scaled=a.scaled, device=device, on_batch=lines, progress=lines is None)
     print(f"wrote {len(labels)} windows to {path}")
     if real is not None:
         from evaluation.sample_grid import plot_generated

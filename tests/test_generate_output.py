@@ -201,3 +201,32 @@ def test_inspect_reads_a_generated_file(trained: Path, tmp_path: Path, capsys: p
     assert "A          [mV]" in text and "grp        a (3), b (2)" in text and "score      low (2), high (3)" in text
     assert "sampler      ddim" in text and "plotted windows [" in text
     assert png.stat().st_size > 1000
+
+
+def test_progress_lines_when_stderr_is_not_a_terminal(trained: Path, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture) -> None:
+    """capsys's stderr is no terminal: generate.py prints a line per 10% (here per batch) instead of a bar."""
+    import re
+
+    _generate("--config", trained, "--samples", 8, "--out", tmp_path / "p.h5", "--batch_size", 2)
+    err = capsys.readouterr().err
+    lines = re.findall(r"^generate: (\d+)/8 windows \((\d+)%\) \d+ s$", err, re.M)
+    assert [int(d) for d, _ in lines] == [2, 4, 6, 8] and lines[-1][1] == "100", err
+    assert "\r" not in err  # no bar redrawn into a log file
+
+
+def test_line_progress_every_percent_and_seconds() -> None:
+    import io
+
+    from evaluation.progress import LineProgress
+
+    s = io.StringIO()
+    p = LineProgress("x", 100, "win", every_pct=25, every_s=1e9, stream=s)
+    for _ in range(100):
+        p.update(1)
+    assert [ln.split(" (")[0] for ln in s.getvalue().splitlines()] == [f"x: {k}/100 wins" for k in (25, 50, 75, 100)]
+    s2 = io.StringIO()
+    q = LineProgress("y", 1000, every_pct=100, every_s=0.0, stream=s2)  # every call once every_s has passed
+    q(1)
+    q(2, 1000)
+    assert s2.getvalue().splitlines()[1].startswith("y: 2/1000 steps (0%)")
