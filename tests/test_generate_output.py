@@ -230,3 +230,32 @@ def test_line_progress_every_percent_and_seconds() -> None:
     q(1)
     q(2, 1000)
     assert s2.getvalue().splitlines()[1].startswith("y: 2/1000 steps (0%)")
+
+
+def test_plot_n_and_every_requested_class(trained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--plot_n 2` with a class CSV of 3 classes still draws each class; `--plot_n` is checked (1-100)."""
+    import evaluation.sample_grid as grid
+
+    drawn: list[list[str]] = []
+    real_save = grid.save_compare_png
+
+    def record(path, synthetic, fs, channels, **kw):  # type: ignore[no-untyped-def]
+        drawn.append(list(kw["synthetic_titles"]))
+        return real_save(path, synthetic, fs, channels, **kw)
+
+    monkeypatch.setattr(grid, "save_compare_png", record)
+    (tmp_path / "classes.csv").write_text("grp,score,count\na,high,4\nb,low,4\nb,high,4\n")
+    _generate("--config", trained, "--samples", tmp_path / "classes.csv", "--out", tmp_path / "c.h5",
+              "--plot", tmp_path / "plots", "--plot_n", 2)
+    assert sorted(set(drawn[0])) == ["grp=a, score=high", "grp=b, score=high", "grp=b, score=low"], drawn
+    _generate("--config", trained, "--samples", tmp_path / "classes.csv", "--out", tmp_path / "d.h5",
+              "--plot", tmp_path / "plots", "--plot_n", 7)
+    assert len(drawn[1]) == 7 and len(set(drawn[1])) == 3
+    assert list(grid.spread_over_requests([0, 4, 8], 12, 5)) == [0, 1, 4, 5, 8]
+    assert list(grid.spread_over_requests(None, 12, 5)) == [0, 1, 2, 3, 4]
+    assert len(grid.spread_over_requests(list(range(300)), 300, 6)) == 100  # capped
+    for bad in ("0", "101"):
+        with pytest.raises(SystemExit) as e:
+            run_main(main, ["--config", str(trained), "--samples", "2", "--out", str(tmp_path / "e.h5"),
+                            "--plot_n", bad])
+        assert e.value.code == 2
