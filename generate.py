@@ -170,7 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from evaluation.progress import LineProgress
 
     lines = None if sys.stderr.isatty() else LineProgress("generate", len(labels), "window")
-    path = generate_file(model, meta, labels, args, out, config_text=used_config_text(cfg, file_meta, args),
+    path = generate_file(model, meta, labels, args, out, config_text=used_config_text(cfg, file_meta, args, meta if sr_file else None),
                          scaled=a.scaled, device=device, on_batch=lines, progress=lines is None)
     print(f"wrote {len(labels)} windows to {path}")
     if real is not None:
