@@ -169,8 +169,8 @@ def test_sample_datasets_carry_channels_units_fs(trained: Path, tmp_path: Path) 
     _generate("--config", trained, "--samples", 2, "--out", out, "--scaled")
 
     def text(v: object) -> str:
-        assert isinstance(v, (str, bytes)), type(v)
-        return v.decode() if isinstance(v, bytes) else v
+        assert isinstance(v, str), type(v)  # h5py's str: a variable-length UTF-8 string, not bytes
+        return v
 
     with h5py.File(out, "r") as f:
         ds = f["samples"]
@@ -182,6 +182,11 @@ def test_sample_datasets_carry_channels_units_fs(trained: Path, tmp_path: Path) 
         assert json.loads(text(sc.attrs["range"])) == [[-2, 2], [0, 10]]
         assert json.loads(text(sc.attrs["units"])) == ["1", "1"]
         assert float(sc.attrs["fs"]) == 1.0
+        for k in ("config", "model_config", "channels", "label_spec", "sampler", "model_sha256", "format"):
+            assert isinstance(f.attrs[k], str), (k, type(f.attrs[k]))
+        assert "size: tiny" in f.attrs["config"]
+        assert not [k for k, v in f.attrs.items() if isinstance(v, bytes) and not k.isupper()]
+    assert read_synthetic(out)[2]["channels"][0]["unit"] == "mV"  # PyTables reads the rewritten attributes
 
 
 def test_inspect_reads_a_generated_file(trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
