@@ -104,6 +104,17 @@ def _check_outputs(a: argparse.Namespace) -> Path:
     return out
 
 
+def _plot(a: argparse.Namespace, path: Path, labels: object, real: object, seed: int) -> Path:
+    """--plot: DIR/generated.png, --plot_n windows beside real test windows; with a class CSV, every request."""
+    from evaluation.sample_grid import plot_generated
+
+    cum = getattr(labels, "cum", None)  # a class CSV's requests: windows cum[r - 1] .. cum[r] - 1
+    starts = None if cum is None else [0, *[int(c) for c in cum[:-1]]]
+    if starts is not None and len(starts) > 100:
+        print(f"note: the plot shows 100 of the {len(starts)} requested classes", file=sys.stderr)
+    return plot_generated(path, real, Path(a.plot) / "generated.png", n=a.plot_n, seed=seed, starts=starts)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     a = _parser().parse_intermixed_args(argv)  # overrides may come before or after options
     cfg = load_config(a.config, a.overrides)
@@ -170,18 +181,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from evaluation.progress import LineProgress
 
     lines = None if sys.stderr.isatty() else LineProgress("generate", len(labels), "window")
-    path = generate_file(model, meta, labels, args, out, config_text=used_config_text(cfg, file_meta, args, meta if sr_file else None),
+    used = used_config_text(cfg, file_meta, args, meta if sr_file else None)
+    path = generate_file(model, meta, labels, args, out, config_text=used,
                          scaled=a.scaled, device=device, on_batch=lines, progress=lines is None)
     print(f"wrote {len(labels)} windows to {path}")
     if real is not None:
-        from evaluation.sample_grid import plot_generated
-
-        cum = getattr(labels, "cum", None)  # a class CSV's requests: windows cum[r - 1] .. cum[r] - 1
-        starts = None if cum is None else [0, *[int(c) for c in cum[:-1]]]
-        if starts is not None and len(starts) > 100:
-            print(f"note: the plot shows 100 of the {len(starts)} requested classes", file=sys.stderr)
-        png = plot_generated(path, real, Path(a.plot) / "generated.png", n=a.plot_n, seed=args.seed, starts=starts)
-        print(f"plot: {png}")
+        print(f"plot: {_plot(a, path, labels, real, args.seed)}")
     if a.export:
         from tools.export import export
 

@@ -50,8 +50,9 @@ def partial_path(out: str | os.PathLike) -> Path:
 def _node_attrs(attrs: dict[str, Any], scaled: bool) -> dict[str, Any]:
     """Attributes of /samples and /samples_scaled themselves, so a reader of that node alone (h5py, MATLAB)
     has what it needs: `channels` and `units` as JSON text lists (plain strings, never pickles; `finish`
-    makes them variable-length UTF-8, which h5py returns as str), `fs` (Hz) as a float; /samples_scaled also has `range` (each channel's physical
-    [lo, hi], mapped to [-1, 1]) and its units are "1" (dimensionless)."""
+    makes them variable-length UTF-8, which h5py returns as str), `fs` (Hz) as a float; /samples_scaled
+    also has `range` (each channel's physical [lo, hi], mapped to [-1, 1]) and its units are "1"
+    (dimensionless)."""
     chans = attrs.get("channels") or []
     chans = [c if isinstance(c, dict) else {"name": str(c)} for c in chans]
     out: dict[str, Any] = {"channels": json.dumps([str(c.get("name", i)) for i, c in enumerate(chans)])}
@@ -275,7 +276,7 @@ def read_synthetic(path: str | os.PathLike, scaled: bool = False) -> tuple[np.nd
             raise UserError(str(path), f"has no /{node} (generate with --scaled to keep it)")
         samples = _numeric_node(h5, node, 3, str(path))
         labels = _numeric_node(h5, "labels", 2, str(path))
-        attrs = _read_attrs(a, str(path))
+        attrs = read_attrs(a, str(path))
     _check_synthetic(samples, labels, attrs, scaled, str(path))
     return samples.astype(np.float32), labels[:len(samples)].astype(np.int64), attrs
 
@@ -294,8 +295,8 @@ def _numeric_node(h5: Any, name: str, ndim: int, where: str) -> np.ndarray:
     return arr
 
 
-def _read_attrs(a: Any, where: str) -> dict[str, Any]:
-    """The root attributes as plain values; the JSON ones parsed."""
+def read_attrs(a: Any, where: str) -> dict[str, Any]:
+    """The root attributes `a` (PyTables AttributeSet) as plain values; the JSON ones parsed (UserError if not JSON)."""
     attrs: dict[str, Any] = {}
     for k in a._v_attrnamesuser:
         v = a[k]

@@ -5,7 +5,6 @@ the memory of its label column.
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from dataloader.atomic import atomic_path
 from dataloader.class_csv import label_text
 from dataloader.errors import UserError
 from dataloader.h5safe import open_h5
-from dataloader.synthetic import FORMAT
+from dataloader.synthetic import FORMAT, read_attrs
 
 
 def is_synthetic(path: str | os.PathLike) -> bool:
@@ -28,24 +27,10 @@ def is_synthetic(path: str | os.PathLike) -> bool:
         return False
 
 
-def _attrs(h5: Any, where: str) -> dict[str, Any]:
-    a = h5.root._v_attrs
-    out: dict[str, Any] = {}
-    for k in a._v_attrnamesuser:
-        v = a[k]
-        out[k] = v.item() if isinstance(v, np.generic) else v
-    for k in ("channels", "label_spec"):
-        try:
-            out[k] = json.loads(out.get(k, "[]"))
-        except (TypeError, ValueError):
-            raise UserError(where, f"attribute {k!r} is not JSON text") from None
-    return out
-
-
 def describe_synthetic(path: str | os.PathLike) -> str:
     """Human-readable summary of a generated file: rate, window, channels, windows per class, how it was made."""
     with open_h5(Path(path), "r", str(path)) as h5:
-        a = _attrs(h5, str(path))
+        a = read_attrs(h5.root._v_attrs, str(path))
         shape = tuple(h5.root.samples.shape)  # (N, C, L)
         labels = np.asarray(h5.root.labels[:shape[0]], np.int64)
         scaled = "samples_scaled" in h5.root
@@ -83,7 +68,7 @@ def plot_synthetic(path: str | os.PathLike, out: str, n: int, seed: int) -> list
     from evaluation.plots import figure_size, plot_windows
 
     with open_h5(Path(path), "r", str(path)) as h5:
-        a = _attrs(h5, str(path))
+        a = read_attrs(h5.root._v_attrs, str(path))
         total = len(h5.root.samples)
         if total == 0:
             raise UserError(str(path), "has no windows to plot")
