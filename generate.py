@@ -55,6 +55,9 @@ def _parser():  # type: ignore[no-untyped-def]
     p.add_argument("--plot", metavar="DIR", default=None,
                    help="also draw generated windows beside real test windows of the same labels into "
                         "DIR/generated.png (needs data.prepared)")
+    p.add_argument("--plot_n", type=int, default=6, metavar="N",
+                   help="generated windows in the --plot (1-100); with a class CSV at least one of every "
+                        "requested class")
     p.add_argument("--export", choices=("wfdb", "csv"), default=None,
                    help="also export every window to <out without .h5>-<format>/ (see python -m tools.export)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
@@ -88,6 +91,8 @@ def _check_outputs(a: argparse.Namespace) -> Path:
     out = check_out_file(a.out, "--out")
     if out.suffix not in (".h5", ".hdf5"):
         raise UserError("--out", f"expected a .h5 file name (got {a.out!r})")
+    if not 1 <= a.plot_n <= 100:  # evaluation.sample_grid.MAX_PLOT_N
+        raise UserError("--plot_n", f"must be 1 to 100 (got {a.plot_n})")
     if a.plot is not None:
         check_out_dir(a.plot, "--plot")
         if Path(a.plot).exists() and not Path(a.plot).is_dir():
@@ -97,6 +102,17 @@ def _check_outputs(a: argparse.Namespace) -> Path:
         if folder.exists() and not folder.is_dir():
             raise UserError("--export", f"{str(folder)!r} is a file (the export writes a folder of that name)")
     return out
+
+
+def _plot(a: argparse.Namespace, path: Path, labels: object, real: object, seed: int) -> Path:
+    """--plot: DIR/generated.png, --plot_n windows beside real test windows; with a class CSV, every request."""
+    from evaluation.sample_grid import plot_generated
+
+    cum = getattr(labels, "cum", None)  # a class CSV's requests: windows cum[r - 1] .. cum[r] - 1
+    starts = None if cum is None else [0, *[int(c) for c in cum[:-1]]]
+    if starts is not None and len(starts) > 100:
+        print(f"note: the plot shows 100 of the {len(starts)} requested classes", file=sys.stderr)
+    return plot_generated(path, real, Path(a.plot) / "generated.png", n=a.plot_n, seed=seed, starts=starts)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -161,15 +177,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         model, meta = load_sr_pipeline(ckpt, sr_file, cfg, device)
     else:
         model, meta = load_model_file(ckpt, cfg, device)
-    path = generate_file(model, meta, labels, args, out, config_text=used_config_text(cfg, file_meta, args),
-                         scaled=a.scaled, device=device,
-                         progress=sys.stderr.isatty())
+    # a terminal gets generate_file's tqdm bar; a pipe or log file gets a line every 10% or 30 s
+    from evaluation.progress import LineProgress
+
+    lines = None if sys.stderr.isatty() else LineProgress("generate", len(labels), "window")
+    used = used_config_text(cfg, file_meta, args, meta if sr_file else None)
+    path = generate_file(model, meta, labels, args, out, config_text=used,
+                         scaled=a.scaled, device=device, on_batch=lines, progress=lines is None)
     print(f"wrote {len(labels)} windows to {path}")
     if real is not None:
-        from evaluation.sample_grid import plot_generated
-
-        png = plot_generated(path, real, Path(a.plot) / "generated.png", seed=args.seed)
-        print(f"plot: {png}")
+        print(f"plot: {_plot(a, path, labels, real, args.seed)}")
     if a.export:
         from tools.export import export
 

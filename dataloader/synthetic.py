@@ -9,6 +9,7 @@ label_spec (JSON: name, classes), window_len, n_samples, config (resolved YAML t
 section and the sampling settings used), sampler, steps, guidance_scale, seed, model_sha256, package_version,
 created_utc, run_key. /samples (and /samples_scaled) carry their own `channels` (JSON list of names),
 `units` (JSON list) and `fs` (Hz), readable by any HDF5 reader (h5py: `json.loads(ds.attrs["units"])`).
+Every string attribute of the finished file is a variable-length UTF-8 string (h5py returns `str`).
 
 Appendable: the file grows under a fixed hidden name beside the target (`.tmp-<name>.partial`). A run that
 is interrupted leaves it there; rerunning with the same arguments (same `run_key`: model, config,
@@ -31,6 +32,7 @@ import numpy as np
 from .atomic import check_out_file
 from .class_csv import LabelPlan, as_plan
 from .errors import UserError
+from .h5_text import text_attrs
 from .h5safe import open_h5
 from .lock import exclusive
 from .repro import stamp_time
@@ -47,10 +49,10 @@ def partial_path(out: str | os.PathLike) -> Path:
 
 def _node_attrs(attrs: dict[str, Any], scaled: bool) -> dict[str, Any]:
     """Attributes of /samples and /samples_scaled themselves, so a reader of that node alone (h5py, MATLAB)
-    has what it needs: `channels` and `units` as JSON text lists (plain strings, never pickles: PyTables
-    stores str as a fixed-length HDF5 string, which h5py returns as bytes: `json.loads(v)` takes them
-    as they come), `fs` (Hz) as a float; /samples_scaled also has `range` (each channel's physical
-    [lo, hi], mapped to [-1, 1]) and its units are "1" (dimensionless)."""
+    has what it needs: `channels` and `units` as JSON text lists (plain strings, never pickles; `finish`
+    makes them variable-length UTF-8, which h5py returns as str), `fs` (Hz) as a float; /samples_scaled
+    also has `range` (each channel's physical [lo, hi], mapped to [-1, 1]) and its units are "1"
+    (dimensionless)."""
     chans = attrs.get("channels") or []
     chans = [c if isinstance(c, dict) else {"name": str(c)} for c in chans]
     out: dict[str, Any] = {"channels": json.dumps([str(c.get("name", i)) for i, c in enumerate(chans)])}
@@ -226,7 +228,9 @@ class SyntheticWriter:
         when = stamp_time()  # no wall-clock time unless SOURCE_DATE_EPOCH: same input and seed, same bytes
         if when is not None:
             self.h5.root._v_attrs.created_utc = when
+        nodes = ["/", "/samples"] + (["/samples_scaled"] if self.scaled else [])
         self.h5.close()
+        text_attrs(self.path, nodes)  # h5py readers get str, not bytes (dataloader/h5_text.py)
         os.replace(self.path, self.out)
         self.close()
         return self.out
@@ -272,7 +276,7 @@ def read_synthetic(path: str | os.PathLike, scaled: bool = False) -> tuple[np.nd
             raise UserError(str(path), f"has no /{node} (generate with --scaled to keep it)")
         samples = _numeric_node(h5, node, 3, str(path))
         labels = _numeric_node(h5, "labels", 2, str(path))
-        attrs = _read_attrs(a, str(path))
+        attrs = read_attrs(a, str(path))
     _check_synthetic(samples, labels, attrs, scaled, str(path))
     return samples.astype(np.float32), labels[:len(samples)].astype(np.int64), attrs
 
@@ -291,8 +295,8 @@ def _numeric_node(h5: Any, name: str, ndim: int, where: str) -> np.ndarray:
     return arr
 
 
-def _read_attrs(a: Any, where: str) -> dict[str, Any]:
-    """The root attributes as plain values; the JSON ones parsed."""
+def read_attrs(a: Any, where: str) -> dict[str, Any]:
+    """The root attributes `a` (PyTables AttributeSet) as plain values; the JSON ones parsed (UserError if not JSON)."""
     attrs: dict[str, Any] = {}
     for k in a._v_attrnamesuser:
         v = a[k]

@@ -104,20 +104,26 @@ def check_free_space(n: int, meta: ModelMeta, out: str | os.PathLike, scaled: bo
 MODEL_SECTIONS = ("model", "baseline")
 
 
-def used_config_text(cfg: Config, meta: ModelMeta, args: SampleArgs) -> str:
+def used_config_text(cfg: Config, meta: ModelMeta, args: SampleArgs, sr_meta: Optional[ModelMeta] = None) -> str:
     """The `config` attribute of a generated file: the user's resolved config, with the model-defining
     sections (MODEL_SECTIONS) taken from the model file's stored config (the generation config's may say
-    another size: the file's is what built the network) and `sample` set to the settings actually used
-    (config after the command-line overrides)."""
+    another size: the file's is what built the network), with super-resolution (`sr_meta`, the SR model
+    file's) its `sr.model` likewise, and `sample` set to the settings actually used (config after the
+    command-line overrides)."""
+    import dataclasses
+
     from dataloader.config.model_schema import SampleConfig
 
     stored = {k: meta.config.get(k) for k in MODEL_SECTIONS if meta.config.get(k) is not None}
+    if sr_meta is not None and cfg.get("sr") is not None and sr_meta.config.get("sr") is not None:
+        stored["sr"] = dataclasses.replace(cfg.sr, model=sr_meta.config.sr.model)
     sample = SampleConfig(sampler=args.sampler, steps=int(args.steps), guidance_scale=float(args.guidance_scale),
                           eta=args.eta, sigmas=args.sigmas, quantize=bool(args.quantize),  # type: ignore[arg-type]
                           batch_size=int(args.batch_size), seed=int(args.seed))
     text = cfg.replace(**stored, sample=sample).yaml()
     head, _, body = text.partition("\n")
-    note = "# " + ", ".join(stored) + ": the model file's stored config; sample: the settings used"
+    note = "# " + ", ".join(k if k != "sr" else "sr.model" for k in stored) + ": the model files' stored config; " \
+           "sample: the settings used"
     return head + "\n" + note + "\n" + body
 
 

@@ -43,9 +43,32 @@ def save_compare_png(path: str | os.PathLike, synthetic: np.ndarray, fs: float, 
     return Path(path)
 
 
+MAX_PLOT_N = 100  # windows in one generated.png at most (`generate.py --plot_n`)
+
+
+def spread_over_requests(starts: Optional[Sequence[int]], total: int, n: int, cap: int = MAX_PLOT_N) -> np.ndarray:
+    """Indices (sorted) of the generated windows to plot.
+
+    Without `starts`: the first n. With the first window index of each request (a class-CSV row: windows
+    starts[r] .. starts[r + 1] - 1), round-robin over the requests, so that every requested class is drawn
+    even when n is smaller than their number: max(n, requests) windows, at most `cap` (and `total`)."""
+    if not starts:
+        return np.arange(min(n, total))
+    bounds = [int(b) for b in starts] + [int(total)]
+    groups = [np.arange(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+    want = min(cap, max(n, len(groups)), total)
+    picked: list[int] = []
+    k = 0
+    while len(picked) < want:
+        picked += [int(g[k]) for g in groups if k < len(g)][:want - len(picked)]
+        k += 1
+    return np.sort(np.array(picked, np.int64))
+
+
 def plot_generated(h5_path: str | os.PathLike, real: Any, out_png: str | os.PathLike, n: int = 6,
-                   seed: int = 0) -> Path:
-    """The first `n` windows of a generated file beside real windows with the same labels.
+                   seed: int = 0, starts: Optional[Sequence[int]] = None) -> Path:
+    """Generated windows (`spread_over_requests(starts, N, n)`: the first n, or every requested class) beside
+    real windows with the same labels.
 
     `real`: a WindowDataset (its split's windows; the test split keeps the comparison honest). For each
     generated window a real one with the same label row is picked (seeded); if none has it, any window.
@@ -55,7 +78,8 @@ def plot_generated(h5_path: str | os.PathLike, real: Any, out_png: str | os.Path
     from dataloader.synthetic import read_synthetic
 
     syn, labels, attrs = read_synthetic(h5_path)
-    syn, labels = syn[:n], labels[:n]
+    idx = spread_over_requests(starts, len(syn), n)
+    syn, labels = syn[idx], labels[idx]
     rng = np.random.default_rng(seed)
     real_labels = np.asarray(real.labels)
     picks = []

@@ -171,6 +171,21 @@ def test_no_labels_is_fine_without_label_metrics(project: Path, tmp_path: Path) 
     assert rep["seed"] == 1 and rep["metrics"] == ["rmse_prd", "mmd"]
 
 
+def test_progress_lines_when_stderr_is_not_a_terminal(project: Path, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture) -> None:
+    """capsys's stderr is no terminal: each metric prints `desc: done/total units (pct%) T s` lines."""
+    import re
+
+    syn = real_as_synth(project, tmp_path / "val.h5")
+    capsys.readouterr()
+    assert run_eval(["--config", str(project), *FAST, f"eval.cache_dir={project.parent}/cache-progress",
+                     "--synthetic", str(syn), "--metrics", "dtw", "--out", str(tmp_path / "out"),
+                     "--no-figures"]) == 0
+    err = capsys.readouterr().err
+    assert re.search(r"^val.h5: nearest-neighbour DTW: (\d+)/\1 wins \(100%\) \d+ s$", err, re.M), err
+    assert "\r" not in err
+
+
 def test_too_few_samples_says_how_many(project: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     few = real_as_synth(project, tmp_path / "few.h5", n=5)
     line = _fails(capsys, ["--config", str(project), *FAST, "--synthetic", str(few), "--metrics", "mmd",

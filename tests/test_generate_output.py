@@ -169,8 +169,8 @@ def test_sample_datasets_carry_channels_units_fs(trained: Path, tmp_path: Path) 
     _generate("--config", trained, "--samples", 2, "--out", out, "--scaled")
 
     def text(v: object) -> str:
-        assert isinstance(v, (str, bytes)), type(v)
-        return v.decode() if isinstance(v, bytes) else v
+        assert isinstance(v, str), type(v)  # h5py's str: a variable-length UTF-8 string, not bytes
+        return v
 
     with h5py.File(out, "r") as f:
         ds = f["samples"]
@@ -182,3 +182,85 @@ def test_sample_datasets_carry_channels_units_fs(trained: Path, tmp_path: Path) 
         assert json.loads(text(sc.attrs["range"])) == [[-2, 2], [0, 10]]
         assert json.loads(text(sc.attrs["units"])) == ["1", "1"]
         assert float(sc.attrs["fs"]) == 1.0
+        for k in ("config", "model_config", "channels", "label_spec", "sampler", "model_sha256", "format"):
+            assert isinstance(f.attrs[k], str), (k, type(f.attrs[k]))
+        assert "size: tiny" in f.attrs["config"]
+        assert not [k for k, v in f.attrs.items() if isinstance(v, bytes) and not k.isupper()]
+    assert read_synthetic(out)[2]["channels"][0]["unit"] == "mV"  # PyTables reads the rewritten attributes
+
+
+def test_inspect_reads_a_generated_file(trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """`python -m tools.inspect` summarises and plots generate.py output as it does a prepared file."""
+    from tools.inspect import main as inspect_main
+
+    (tmp_path / "classes.csv").write_text("grp,score,count\na,high,3\nb,low,2\n")
+    out = tmp_path / "c.h5"
+    _generate("--config", trained, "--samples", tmp_path / "classes.csv", "--out", out)
+    capsys.readouterr()
+    png = tmp_path / "syn.png"
+    with pytest.raises(SystemExit) as e:
+        run_main(inspect_main, [str(out), "--plot", str(png), "--n", "2"])
+    assert e.value.code == 0
+    text = capsys.readouterr().out
+    assert "windows      5" in text and "fs           1 Hz" in text and "window       32 samples" in text
+    assert "A          [mV]" in text and "grp        a (3), b (2)" in text and "score      low (2), high (3)" in text
+    assert "sampler      ddim" in text and "plotted windows [" in text
+    assert png.stat().st_size > 1000
+
+
+def test_progress_lines_when_stderr_is_not_a_terminal(trained: Path, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture) -> None:
+    """capsys's stderr is no terminal: generate.py prints a line per 10% (here per batch) instead of a bar."""
+    import re
+
+    _generate("--config", trained, "--samples", 8, "--out", tmp_path / "p.h5", "--batch_size", 2)
+    err = capsys.readouterr().err
+    lines = re.findall(r"^generate: (\d+)/8 windows \((\d+)%\) \d+ s$", err, re.M)
+    assert [int(d) for d, _ in lines] == [2, 4, 6, 8] and lines[-1][1] == "100", err
+    assert "\r" not in err  # no bar redrawn into a log file
+
+
+def test_line_progress_every_percent_and_seconds() -> None:
+    import io
+
+    from evaluation.progress import LineProgress
+
+    s = io.StringIO()
+    p = LineProgress("x", 100, "win", every_pct=25, every_s=1e9, stream=s)
+    for _ in range(100):
+        p.update(1)
+    assert [ln.split(" (")[0] for ln in s.getvalue().splitlines()] == [f"x: {k}/100 wins" for k in (25, 50, 75, 100)]
+    s2 = io.StringIO()
+    q = LineProgress("y", 1000, every_pct=100, every_s=0.0, stream=s2)  # every call once every_s has passed
+    q(1)
+    q(2, 1000)
+    assert s2.getvalue().splitlines()[1].startswith("y: 2/1000 steps (0%)")
+
+
+def test_plot_n_and_every_requested_class(trained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--plot_n 2` with a class CSV of 3 classes still draws each class; `--plot_n` is checked (1-100)."""
+    import evaluation.sample_grid as grid
+
+    drawn: list[list[str]] = []
+    real_save = grid.save_compare_png
+
+    def record(path, synthetic, fs, channels, **kw):  # type: ignore[no-untyped-def]
+        drawn.append(list(kw["synthetic_titles"]))
+        return real_save(path, synthetic, fs, channels, **kw)
+
+    monkeypatch.setattr(grid, "save_compare_png", record)
+    (tmp_path / "classes.csv").write_text("grp,score,count\na,high,4\nb,low,4\nb,high,4\n")
+    _generate("--config", trained, "--samples", tmp_path / "classes.csv", "--out", tmp_path / "c.h5",
+              "--plot", tmp_path / "plots", "--plot_n", 2)
+    assert sorted(set(drawn[0])) == ["grp=a, score=high", "grp=b, score=high", "grp=b, score=low"], drawn
+    _generate("--config", trained, "--samples", tmp_path / "classes.csv", "--out", tmp_path / "d.h5",
+              "--plot", tmp_path / "plots", "--plot_n", 7)
+    assert len(drawn[1]) == 7 and len(set(drawn[1])) == 3
+    assert list(grid.spread_over_requests([0, 4, 8], 12, 5)) == [0, 1, 4, 5, 8]
+    assert list(grid.spread_over_requests(None, 12, 5)) == [0, 1, 2, 3, 4]
+    assert len(grid.spread_over_requests(list(range(300)), 300, 6)) == 100  # capped
+    for bad in ("0", "101"):
+        with pytest.raises(SystemExit) as e:
+            run_main(main, ["--config", str(trained), "--samples", "2", "--out", str(tmp_path / "e.h5"),
+                            "--plot_n", bad])
+        assert e.value.code == 2

@@ -174,9 +174,23 @@ def test_super_resolution_end_to_end(sr: Path) -> None:
         out = root / f"syn-{sampler}.h5"
         _generate("--config", sr, "--samples", "4", "--out", out, "--sampler", sampler, "--steps", "3",
                   "--guidance_scale", w)
-        x = read_synthetic(out)[0]
+        x, _, attrs = read_synthetic(out)
         assert x.shape == (4, 2, 32)          # full-rate windows
         assert np.isfinite(x).all() and x.std() > 0
+    # the `config` attribute names the SR model that ran, as its file stored it, even when the generation
+    # config says another size for it
+    import yaml
+
+    from diffusion.checkpoint import read_model_meta
+
+    gen_cfg = root / "gen-sr.yaml"
+    gen_cfg.write_text(sr.read_text().replace("sr:\n  model:\n    size: tiny\n", "sr:\n  model:\n    size: small\n"))
+    assert "size: small" in gen_cfg.read_text()
+    _generate("--config", gen_cfg, "--samples", "2", "--out", root / "syn-cfg.h5", "--steps", "2")
+    used = yaml.safe_load(read_synthetic(root / "syn-cfg.h5")[2]["config"])
+    sr_file = yaml.safe_load(read_model_meta(root / "sr" / "model.safetensors").config_text)
+    assert used["sr"]["model"] == sr_file["sr"]["model"] and used["sr"]["model"]["size"] == "tiny"
+    assert used["sample"]["steps"] == 2
 
 
 def test_sr_output_follows_the_coarse_signal(sr: Path) -> None:

@@ -1,8 +1,10 @@
-"""Show what a prepared data file holds, and optionally plot random windows in clinical style.
+"""Show what a prepared data file or a generated file holds, and optionally plot random windows in clinical style.
 
     python -m tools.inspect data/ctg-4hz.h5 [--plot out.png] [--n 4] [--split train] [--seed 0]
+    python -m tools.inspect runs/demo/synthetic.h5 [--plot out.png] [--n 4] [--seed 0]
 
-Prints the attributes (channels, rate, window, splits, label spec, manifest hash, provenance). The plot
+Prints the attributes (channels, rate, window, splits, label spec, manifest hash, provenance; for a generated
+file: windows per class, sampler, seed, model hash; tools/inspect_synthetic.py). The plot
 draws CTG as FHR over UC on CTG paper, ECG leads on ECG paper, anything else as stacked channels;
 interpolated or filled samples are grey.
 """
@@ -79,14 +81,22 @@ def plot_random(f: PreparedFile, out: str, n: int, split: str, seed: int) -> lis
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = make_parser("python -m tools.inspect", __doc__.split("\n\n")[0])
-    p.add_argument("file", help="prepared HDF5 file (written by tools.prepare_data)")
+    p.add_argument("file", help="prepared HDF5 file (tools.prepare_data) or generated one (generate.py)")
     p.add_argument("--plot", metavar="OUT.png", help="draw random windows to this image (png, pdf, svg)")
     p.add_argument("--n", type=int, default=4, help="windows to plot")
-    p.add_argument("--split", default="train", choices=["train", "val", "test"], help="split to draw from")
+    p.add_argument("--split", default="train", choices=["train", "val", "test"],
+                   help="split to draw from (a prepared file)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random window choice")
     a = p.parse_args(argv)
     if a.n < 1:
         raise UserError("--n", f"must be >= 1 (got {a.n})")
+    from .inspect_synthetic import describe_synthetic, is_synthetic, plot_synthetic
+
+    if is_synthetic(a.file):
+        print(describe_synthetic(a.file))
+        if a.plot:
+            print(f"plotted windows {plot_synthetic(a.file, a.plot, a.n, a.seed)} to {a.plot}")
+        return 0
     f = PreparedFile(a.file)
     print(describe(f))
     if a.plot:
