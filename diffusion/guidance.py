@@ -1,10 +1,10 @@
 """Classifier-free guidance (Ho & Salimans 2022).
 
-Training: `drop_labels` replaces each label column by its null entry with probability p_col, and all
-columns at once with probability p_all, so one network learns conditional and unconditional denoising.
+Training: the label dropout that teaches one network conditional and unconditional denoising is part of
+the loss (diffusion/loss/objective.py, `drop_labels`).
 Sampling: `CFGDenoiser` runs the conditional and unconditional passes in ONE batched forward (concatenated
 on the batch axis) and returns uncond + w * (cond - uncond); w = 1 is the plain conditional model (one pass).
-Labels are never dropped at sampling: nothing here draws random numbers except `drop_labels`.
+Labels are never dropped at sampling: nothing here draws random numbers.
 """
 from __future__ import annotations
 
@@ -14,23 +14,6 @@ import torch
 
 # (x (B, C, L), sigma (B,), labels (B, n)) -> x0_hat (B, C, L)
 LabelledDenoiser = Callable[[torch.Tensor, torch.Tensor, Optional[torch.Tensor]], torch.Tensor]
-
-
-def drop_labels(labels: torch.Tensor, null: Union[torch.Tensor, Sequence[int]], p_col: float, p_all: float,
-                generator: Optional[torch.Generator] = None) -> torch.Tensor:
-    """labels (B, n) int64 -> a copy where dropped entries hold their column's null index (null: (n,)).
-
-    Each entry is dropped independently with probability p_col; each row entirely with probability p_all.
-    Random numbers come from `generator` (on its own device) when given.
-    """
-    if labels.numel() == 0 or (p_col <= 0 and p_all <= 0):
-        return labels
-    b, n = labels.shape
-    dev = generator.device if generator is not None else labels.device
-    u = torch.rand(b, n + 1, generator=generator, device=dev).to(labels.device)
-    drop = (u[:, :n] < p_col) | (u[:, n:] < p_all)
-    null_t = torch.as_tensor(null, dtype=labels.dtype, device=labels.device).view(1, n)
-    return torch.where(drop, null_t, labels)
 
 
 class CFGDenoiser:

@@ -15,20 +15,16 @@ from __future__ import annotations
 from typing import Any, Callable, Optional, Sequence, Union
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from dataloader.errors import UserError
 from first_stage import FirstStage, build_first_stage
 
-from .guidance import CFGDenoiser, drop_labels
-from .fourier_loss import fourier_loss, resolve_fourier_weight
-from .loss_weight import min_snr_weight
-from .losses import build_loss
+from .guidance import CFGDenoiser
+from .loss import DiffusionLoss
 from .precond import Denoiser
 from .samplers import CountingDenoiser, NoiseSource, sample as run_sampler
 from .schedule import NoiseSchedule
-from .training_noise import draw_noise_levels
 from .unet1d import UNet1D
 
 
@@ -42,24 +38,20 @@ class DiffusionModel(nn.Module):
     """A conditional diffusion model on (C, L) windows with integer labels (one column per label)."""
 
     def __init__(self, first_stage: FirstStage, net: UNet1D, schedule: NoiseSchedule, parameterization: str,
-                 loss: Callable[..., torch.Tensor], channels: int, length: int, label_classes: Sequence[int],
-                 p_uncond: float = 0.1, p_uncond_all: float = 0.1, min_snr_gamma: Optional[float] = None,
-                 fourier_weight: float = 0.0, sigma_data: float = 0.5, p_mean: float = -1.2,
-                 p_std: float = 1.2) -> None:
+                 loss: DiffusionLoss, channels: int, length: int, label_classes: Sequence[int],
+                 sigma_data: float = 0.5) -> None:
         super().__init__()
         self.first_stage = first_stage
         self.net = net
         self.schedule = schedule
         self.parameterization = parameterization
-        self.sigma_data, self.p_mean, self.p_std = float(sigma_data), float(p_mean), float(p_std)
+        self.sigma_data = float(sigma_data)
         # plain object: net is registered once
         self.precond = Denoiser(net, schedule, parameterization, sigma_data=self.sigma_data)
-        self.min_snr_gamma = None if min_snr_gamma is None else float(min_snr_gamma)
-        self.fourier_weight = float(fourier_weight)
-        self.loss_fn = loss
+        # the training objective (draws, target, weighting, distance): a plain object without parameters
+        self.loss = loss
         self.channels, self.length = int(channels), int(length)
         self.label_classes = [int(n) for n in label_classes]
-        self.p_uncond, self.p_uncond_all = float(p_uncond), float(p_uncond_all)
 
     # ---- shapes and labels -------------------------------------------------------------------------------
     @property
@@ -106,78 +98,19 @@ class DiffusionModel(nn.Module):
         """(B, C', L') latent -> (B, C, L) signal."""
         return self.first_stage.decode(z)
 
-    def _latent_weight(self, mask: Optional[torch.Tensor], z: torch.Tensor) -> Optional[torch.Tensor]:
-        """A data-space weight (B, 1 or C, L) -> latent-space weight (B, 1 or C', L') by averaging."""
-        if mask is None:
-            return None
-        w = mask.to(z.dtype)
-        if w.shape[1] not in (1, z.shape[1]):
-            w = w.mean(dim=1, keepdim=True)
-        if w.shape[-1] != z.shape[-1]:
-            w = F.adaptive_avg_pool1d(w, z.shape[-1])
-        return w
-
     # ---- training ----------------------------------------------------------------------------------------
     def training_loss(self, x: torch.Tensor, labels: Optional[torch.Tensor] = None,
                       generator: Optional[torch.Generator] = None, mask: Optional[torch.Tensor] = None,
                       t: Optional[torch.Tensor] = None, noise: Optional[torch.Tensor] = None,
                       cfg_dropout: Optional[bool] = None, reduction: str = "mean") -> torch.Tensor:
-        """Diffusion loss of a batch x (B, C, L) in [-1, 1] with labels (B, n) int64.
-
-        Draws (from `generator`, on its own device, in this order) the noise levels (timesteps
-        t ~ U{0..T-1}, or for edm log-normal sigmas: training_noise.py), noise ~ N(0, I) and, when
-        `cfg_dropout` (default: self.training), the guidance label dropout. `t` (B,) int64 and `noise`
-        (B, C', L') may be given instead (e.g. for membership-inference scores). `mask` (B, 1 or C, L):
-        per-sample weights in data space (0 = ignore, e.g. interpolated gaps). The per-sample loss is
-        w(sigma) * d(F, target) + fourier_weight * fourier(D, z) (`_recipe_terms`). Returns the mean over
-        the batch (reduction="mean") or one loss per sample (B,) (reduction="none").
-        """
-        z = self.encode(x)
-        b, dev = z.shape[0], z.device
-        gdev = generator.device if generator is not None else dev
-        t, sigma = draw_noise_levels(self.schedule, self.parameterization, b, generator, gdev, t,
-                                     self.p_mean, self.p_std)
-        if noise is None:
-            noise = torch.randn(z.shape, generator=generator, device=gdev, dtype=z.dtype)
-        noise = noise.to(dev)
-        if t is not None:
-            t = t.to(dev)
-            sigma = self.schedule.sigma_at(t)
-        sigma = sigma.to(dev)
-        if self.label_classes:
-            if labels is None:
-                raise ValueError("this model has label columns: pass labels (B, n)")
-            labels = labels.to(dev)
-            if self.training if cfg_dropout is None else cfg_dropout:
-                labels = drop_labels(labels, self.label_classes, self.p_uncond, self.p_uncond_all, generator)
-        out, target = self.precond.net_output_at(z, noise, sigma, labels if self.label_classes else None, t)
-        w = self._latent_weight(mask, z)
-        per_sample = self._recipe_terms(self.loss_fn(out, target, w), out, target, z, sigma, w)
-        if reduction == "none":
-            return per_sample
-        if reduction != "mean":
-            raise ValueError(f"reduction must be 'mean' or 'none' (got {reduction!r})")
-        return per_sample.mean()
-
-    def _recipe_terms(self, per_sample: torch.Tensor, out: torch.Tensor, target: torch.Tensor, z: torch.Tensor,
-                      sigma: torch.Tensor, weight: Optional[torch.Tensor]) -> torch.Tensor:
-        """The optional terms of the training recipe on the per-sample loss (B,) of output `out` against
-        `target` (B, C', L') for clean latents z at noise levels sigma (B,):
-        min-SNR-gamma weight (loss_weight.py) on that loss, then + fourier_weight * the Fourier term
-        (fourier_loss.py) on the denoised estimate. The Fourier term is NOT multiplied by the min-SNR weight
-        (Diffusion-TS multiplies both by its own timestep weight, but its network predicts x0, where the two
-        live on one scale; for eps/v/edm the weight converts F-space to x0-space and would rescale an x0-space
-        term wrongly, e.g. by EDM's lambda ~ 2.5e5 at sigma = 0.002)."""
-        if self.min_snr_gamma is not None:
-            c_out = self.precond.scalings(sigma, z)[1]
-            per_sample = per_sample * min_snr_weight(sigma, c_out, self.min_snr_gamma)
-        if self.fourier_weight > 0:
-            distance = getattr(self.loss_fn, "distance", None)
-            if distance is None:
-                raise ValueError("fourier_weight needs a loss object with an elementwise `distance` (losses.py)")
-            x0_hat = self.precond.x0_estimate(out, target, z, sigma)
-            per_sample = per_sample + self.fourier_weight * fourier_loss(x0_hat, z, distance, weight)
-        return per_sample
+        """Diffusion loss of a batch x (B, C, L) in [-1, 1] with labels (B, n) int64: `self.loss` (a
+        loss.DiffusionLoss, which draws t or sigma, noise and the label dropout from `generator`) on the
+        latent of x. `mask` (B, 1 or C, L): per-sample weights in data space; `t` (B,) int64 and `noise`
+        (B, C', L') may be given instead of drawn (membership-inference scores); label dropout when
+        `cfg_dropout` (default: self.training). Returns the batch mean, or (B,) with reduction="none"."""
+        dropout = self.training if cfg_dropout is None else cfg_dropout
+        return self.loss(self.precond, self.encode(x), labels, generator, mask=mask, t=t, noise=noise,
+                         cfg_dropout=dropout, reduction=reduction)
 
     # ---- sampling ----------------------------------------------------------------------------------------
     def plot_inputs(self, real: torch.Tensor) -> dict[str, Any]:
@@ -256,13 +189,5 @@ def build_diffusion(model_cfg: Any, channels: int, length: int, label_classes: S
     net.check_length(l_lat)
     d = model_cfg.diffusion
     schedule = NoiseSchedule.from_config(d)
-    return DiffusionModel(fs, net, schedule, d.parameterization, build_loss(d.loss), channels, length,
-                          label_classes, p_uncond=d.p_uncond, p_uncond_all=d.p_uncond_all,
-                          **recipe_options(d, l_lat))
-
-
-def recipe_options(d: Any, latent_length: int) -> dict[str, Any]:
-    """The training-recipe keyword arguments of DiffusionModel from a `model.diffusion` section, for a
-    diffusion on latents of `latent_length` samples (fourier_weight "auto" = sqrt(L') / 5)."""
-    return dict(min_snr_gamma=d.min_snr_gamma, fourier_weight=resolve_fourier_weight(d.fourier_weight, latent_length),
-                sigma_data=d.sigma_data, p_mean=d.p_mean, p_std=d.p_std)
+    return DiffusionModel(fs, net, schedule, d.parameterization, DiffusionLoss.from_config(d, l_lat, label_classes),
+                          channels, length, label_classes, sigma_data=d.sigma_data)

@@ -27,8 +27,8 @@ from dataloader.errors import UserError
 from first_stage import FirstStage, build_first_stage
 from first_stage.sampling import SamplingFirstStage
 
-from .losses import build_loss
-from .model import DiffusionModel, recipe_options, required_multiple
+from .loss import DiffusionLoss
+from .model import DiffusionModel, required_multiple
 from .schedule import NoiseSchedule
 from .unet1d import UNet1D
 
@@ -166,9 +166,9 @@ def build_sr(cfg: Config, channels: int, length: int, label_classes: Sequence[in
     d = m.diffusion
     schedule = NoiseSchedule.from_config(d)
     interp = cfg.model.first_stage.interp if cfg.model.first_stage.type == "sampling" else "sinc"
-    return SRDiffusionModel(fs, ConcatConditionNet(unet), schedule, d.parameterization, build_loss(d.loss), channels,
-                            length, label_classes, p_uncond=d.p_uncond, p_uncond_all=d.p_uncond_all,
-                            degrade_factor=r, interp=interp, **recipe_options(d, l_lat))
+    loss = DiffusionLoss.from_config(d, l_lat, label_classes)
+    return SRDiffusionModel(fs, ConcatConditionNet(unet), schedule, d.parameterization, loss, channels, length,
+                            label_classes, sigma_data=d.sigma_data, degrade_factor=r, interp=interp)
 
 
 def build_sr_for(cfg: Config) -> Any:

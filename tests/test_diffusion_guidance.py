@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import torch
 
-from diffusion.guidance import CFGDenoiser, drop_labels
+from diffusion.guidance import CFGDenoiser
+from diffusion.loss import drop_labels
 
 NULL = [3, 2]
 

@@ -13,7 +13,7 @@ from dataloader.config.model_schema import MODEL_TYPES, UNET_PRESETS, ModelConfi
 from dataloader.config.typed import from_dict
 from dataloader.errors import UserError
 from training.ema import EMA
-from diffusion.losses import L1Loss, L2Loss, build_loss
+from diffusion.loss import L1Loss, L2Loss, build_distance
 from diffusion.model import build_diffusion, required_multiple
 from diffusion.precond import Denoiser
 from diffusion.schedule import NoiseSchedule
@@ -126,7 +126,7 @@ def test_losses_per_sample_and_masked():
     w = torch.tensor([[[1.0, 1, 0, 0]], [[0.0, 0, 0, 0]]])
     assert L2Loss()(p, t, w).tolist() == [1.0, 0.0]
     with pytest.raises(UserError, match="valid: l1, l2"):
-        build_loss("huber")
+        build_distance("huber")
 
 
 # ---- training loss -----------------------------------------------------------------------------------------

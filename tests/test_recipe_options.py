@@ -10,14 +10,11 @@ import torch
 from dataloader.config.model_schema import ModelConfig
 from dataloader.config.typed import from_dict
 from dataloader.errors import UserError
-from diffusion.fourier_loss import fourier_loss, resolve_fourier_weight
-from diffusion.loss_weight import min_snr_weight
-from diffusion.losses import L1Loss, L2Loss
+from diffusion.loss import L1Loss, L2Loss, draw_noise_levels, fourier_loss, min_snr_weight, resolve_fourier_weight
 from diffusion.model import build_diffusion
 from diffusion.precond import EDM_LEVEL_SCALE, Denoiser
 from diffusion.samplers import list_samplers
 from diffusion.schedule import NoiseSchedule
-from diffusion.training_noise import draw_noise_levels
 
 
 def model_cfg(**diffusion) -> ModelConfig:
@@ -146,7 +143,7 @@ def test_training_loss_adds_the_fourier_term_of_the_denoised_estimate(param: str
 
 def test_fourier_weight_auto_and_config_errors() -> None:
     assert resolve_fourier_weight("auto", 24) == pytest.approx(math.sqrt(24) / 5)
-    assert tiny(length=64, fourier_weight="auto").fourier_weight == pytest.approx(math.sqrt(64) / 5)
+    assert tiny(length=64, fourier_weight="auto").loss.fourier_weight == pytest.approx(math.sqrt(64) / 5)
     with pytest.raises(UserError, match="fourier_weight.*expected float or 'auto'"):
         model_cfg(fourier_weight="sometimes")
     with pytest.raises(UserError, match="fourier_weight.*must be >= 0"):

@@ -152,7 +152,7 @@ class DiffusionConfig:
     min_snr_gamma: Optional[float] = field(default=5.0, metadata=limits(gt=0))
     # weight of Diffusion-TS's Fourier term (Yuan & Qiao 2024): `loss` between the real and imaginary parts of
     # the FFT along time of the denoised estimate and of the clean window; auto = sqrt(L) / 5 (Diffusion-TS's
-    # default, L the length the diffusion runs on); 0 = off (diffusion/fourier_loss.py)
+    # default, L the length the diffusion runs on); 0 = off (diffusion/loss/distance.py)
     fourier_weight: Union[float, Literal["auto"]] = field(default=0.0, metadata=limits(ge=0))
     p_uncond: float = field(default=0.1, metadata=limits(ge=0, le=1))  # each label column -> null, independently
     p_uncond_all: float = field(default=0.1, metadata=limits(ge=0, le=1))  # all columns -> null at once
