@@ -30,45 +30,6 @@ from diffusion.samplers.base import sample_seed
 Batch = tuple[torch.Tensor, torch.Tensor]      # x (B, C, L) in [-1, 1], labels (B, n_labels) int64
 NextBatch = Callable[[], Batch]
 
-_REGISTRY: dict[str, type["Baseline"]] = {}
-
-
-def register(name: str) -> Callable[[type["Baseline"]], type["Baseline"]]:
-    """Class decorator: `model.type: name` builds this class."""
-    def deco(cls: type["Baseline"]) -> type["Baseline"]:
-        cls.type_name = name
-        _REGISTRY[name] = cls
-        return cls
-    return deco
-
-
-def list_baselines() -> list[str]:
-    _import_all()
-    return sorted(_REGISTRY)
-
-
-def _import_all() -> None:
-    # the model files register themselves on import
-    from . import gan, lstm_gan, timegan, timevae, wgan_gp  # noqa: F401
-
-
-def baseline_class(name: str) -> type["Baseline"]:
-    _import_all()
-    if name not in _REGISTRY:
-        raise UserError("model.type", f"{name!r} is not a baseline; valid: {', '.join(sorted(_REGISTRY))}")
-    return _REGISTRY[name]
-
-
-def build_baseline(cfg: Any, channels: int, length: int, label_classes: Sequence[int]) -> "Baseline":
-    """The baseline `cfg.model.type` with its `cfg.baseline.<type>` hyperparameters (defaults when absent)."""
-    from dataloader.config.baseline_schema import BaselineConfig
-
-    name = cfg.model.type
-    cls = baseline_class(name)
-    section = cfg.get("baseline") or BaselineConfig()
-    return cls(getattr(section, name), int(channels), int(length), [int(n) for n in label_classes])
-
-
 def check_length(length: int, multiple: int, where: str) -> None:
     if length % multiple:
         raise UserError(where, f"the window length {length} must be divisible by {multiple} for this network "

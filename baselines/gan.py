@@ -10,13 +10,14 @@ from typing import Any, Optional, Sequence
 
 import torch
 
-from .base import Baseline, NextBatch, SampleNoise, bce_logits, check_length, register
+from .base import Baseline, NextBatch, SampleNoise, bce_logits, check_length
 from .conv_nets import ConvDiscriminator, ConvGenerator
 
 
-@register("gan")
 class GAN(Baseline):
     """Conditional DCGAN: `generator` (z, labels) -> x, `discriminator` (x, labels) -> logit."""
+
+    type_name = "gan"
 
     conditional = True
     disc_norm = "batch"

@@ -23,7 +23,8 @@ from dataloader.errors import UserError
 from training.model_file import ModelMeta, load_model_file
 from diffusion.generation import SampleArgs, parse_count, plan_labels
 
-from .base import Baseline, baseline_class, build_baseline
+from . import baseline_class, build_baseline
+from .base import Baseline
 
 
 def is_baseline(meta: ModelMeta) -> bool:

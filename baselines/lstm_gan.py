@@ -14,7 +14,7 @@ from typing import Any, Optional, Sequence
 import torch
 from torch import nn
 
-from .base import Baseline, NextBatch, SampleNoise, bce_logits, check_length, register
+from .base import Baseline, NextBatch, SampleNoise, bce_logits, check_length
 from .conv_nets import ConvDiscriminator
 
 
@@ -35,9 +35,10 @@ class BiLSTMGenerator(nn.Module):
         return self.convs(h.transpose(1, 2))
 
 
-@register("lstm_gan")
 class LSTMGAN(Baseline):
     """Unconditional BiLSTM-CNN GAN."""
+
+    type_name = "lstm_gan"
 
     conditional = False
 

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import Baseline, NextBatch, SampleNoise, bce_logits, check_length, register
+from .base import Baseline, NextBatch, SampleNoise, bce_logits, check_length
 
 
 class _GRUNet(nn.Module):
@@ -42,9 +42,10 @@ class _GRUNet(nn.Module):
         return self.act(self.out(self.rnn(x)[0]))
 
 
-@register("timegan")
 class TimeGAN(Baseline):
     """TimeGAN with its five networks and three training phases."""
+
+    type_name = "timegan"
 
     conditional = False
 

@@ -19,7 +19,7 @@ from typing import Any, Optional, Sequence
 import torch
 from torch import nn
 
-from .base import Baseline, NextBatch, SampleNoise, check_length, register
+from .base import Baseline, NextBatch, SampleNoise, check_length
 
 
 class TimeVAEDecoder(nn.Module):
@@ -63,9 +63,10 @@ class TimeVAEDecoder(nn.Module):
         return out
 
 
-@register("timevae")
 class TimeVAE(Baseline):
     """TimeVAE: conv encoder, interpretable decoder."""
+
+    type_name = "timevae"
 
     conditional = False
 

@@ -34,7 +34,7 @@ from training.engine import Run, TrainResult, TrainTask, check_fresh, ema_weight
 from training.lr_schedule import LRSchedule
 from training.model_file import save_model_file
 
-from .base import build_baseline
+from . import build_baseline
 
 
 def _model_config(cfg: Config) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from typing import Any, Callable, Optional
 
 import torch
 
-from .base import NextBatch, register
+from .base import NextBatch
 from .gan import GAN
 
 
@@ -30,9 +30,10 @@ def gradient_penalty(critic: Callable[[torch.Tensor], torch.Tensor], real: torch
     return ((grad.flatten(1).norm(2, dim=1) - 1.0) ** 2).mean()
 
 
-@register("wgan_gp")
 class WGANGP(GAN):
     """Conditional WGAN-GP: `generator` (z, labels) -> x, `discriminator` = the critic (x, labels) -> value."""
+
+    type_name = "wgan_gp"
 
     disc_norm = "layer"
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from baselines.base import build_baseline, list_baselines
+from baselines import build_baseline, list_baselines
 from baselines.wgan_gp import gradient_penalty
 from dataloader.cli import run_main
 from dataloader.config.model_schema import MODEL_TYPES

@@ -57,7 +57,7 @@ def test_train_py_builds_the_model_once_and_reads_the_prepared_file_once(tmp_pat
 def test_every_model_type_has_a_training_entry() -> None:
     """training.MODEL_KINDS names one callable entry per model type of the config, the baselines' one
     for exactly the registered baselines; an unknown kind is refused at model.type."""
-    from baselines.base import list_baselines
+    from baselines import list_baselines
     from dataloader.config.model_schema import MODEL_TYPES
     from dataloader.errors import UserError
     from training import MODEL_KINDS, trainer
