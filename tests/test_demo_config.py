@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from dataloader.config import load_config
-from diffusion.train_loop import stop_now
+from training.engine import stop_now
 from tests.tiny_run import make_tiny_project, run_train, tiny_config
 
 ROOT = Path(__file__).resolve().parents[1]
