@@ -20,7 +20,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 import argparse
-from typing import Sequence
+from typing import Any, Sequence
 
 from dataloader.atomic import check_out_dir, check_out_file
 from dataloader.class_csv import MAX_CSV_ROWS, MAX_WINDOWS
@@ -120,13 +120,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     cfg = load_config(a.config, a.overrides)
     args = _sample_args(cfg, a)
     out = _check_outputs(a)
-    ckpt = a.checkpoint
-    if ckpt is None:
-        if cfg.get("train") is None:
-            raise UserError("--checkpoint", "give the model file (the config has no train.out_dir)")
-        ckpt = str(Path(cfg.train.out_dir) / "model.safetensors")
+    ckpt = _model_path(cfg, a)
     from diffusion.checkpoint import check_against_config, read_model_meta
-    from diffusion.generation import check_free_space, generate_file, output_bytes, plan_labels, used_config_text
+    from diffusion.generation import check_free_space, generate_file, output_bytes, used_config_text
 
     meta = read_model_meta(ckpt)
     file_meta = meta  # the --checkpoint file's (with sr, load_sr_pipeline's meta is the SR model's)
@@ -136,19 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from diffusion.superres import check_sr_file
 
         sr_file = check_sr_file(cfg, meta)
-    baseline = meta.config.model.type != "diffusion"
-    if baseline:  # a GAN / VAE baseline: no sampler; unconditional ones take no classes (baselines/generation.py)
-        from baselines.generation import baseline_sample_args, plan_baseline_labels
-
-        labels, note = plan_baseline_labels(a.samples, meta, args.seed)
-        if any(v is not None for v in (a.sampler, a.steps, a.guidance_scale, a.eta)):
-            print(f"note: {meta.config.model.type} has no sampler: --sampler, --steps, --guidance_scale and --eta "
-                  "are ignored", file=sys.stderr)
-        args = baseline_sample_args(meta, args.seed, args.batch_size)
-        if note:
-            print(note, file=sys.stderr)
-    else:
-        labels = plan_labels(a.samples, meta, args.seed)
+    labels, args = _plan_labels(a, meta, args)
     check_free_space(len(labels), meta, out, a.scaled)
     real = None
     if a.plot is not None:
@@ -163,20 +147,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from accelerate import PartialState
 
-    from diffusion.checkpoint import load_model_file
-
     set_threads(a.threads)
     device = PartialState().device
-    if baseline:
-        from baselines.generation import load_baseline_file
-
-        model, meta = load_baseline_file(ckpt, cfg, device)
-    elif sr_file is not None:  # both stages per batch: coarse windows, then their full-rate refinement
-        from diffusion.superres import load_sr_pipeline
-
-        model, meta = load_sr_pipeline(ckpt, sr_file, cfg, device)
-    else:
-        model, meta = load_model_file(ckpt, cfg, device)
+    model, meta = _load_model(ckpt, meta, sr_file, cfg, device)
     # a terminal gets generate_file's tqdm bar; a pipe or log file gets a line every 10% or 30 s
     from evaluation.progress import LineProgress
 
@@ -194,6 +167,49 @@ def main(argv: Sequence[str] | None = None) -> int:
         files = export(path, a.export, folder)
         print(f"exported {len(files)} files to {folder}")
     return 0
+
+
+def _model_path(cfg: Any, a: argparse.Namespace) -> str:
+    """--checkpoint, or the config's train.out_dir/model.safetensors."""
+    if a.checkpoint is not None:
+        return str(a.checkpoint)
+    if cfg.get("train") is None:
+        raise UserError("--checkpoint", "give the model file (the config has no train.out_dir)")
+    return str(Path(cfg.train.out_dir) / "model.safetensors")
+
+
+def _plan_labels(a: argparse.Namespace, meta: Any, args: Any) -> tuple[Any, Any]:
+    """(labels (N, n) of the windows to write, the sampling arguments): a GAN / VAE baseline has no sampler
+    and an unconditional one takes no classes (baselines/generation.py)."""
+    from diffusion.generation import plan_labels
+
+    if meta.config.model.type == "diffusion":
+        return plan_labels(a.samples, meta, args.seed), args
+    from baselines.generation import baseline_sample_args, plan_baseline_labels
+
+    labels, note = plan_baseline_labels(a.samples, meta, args.seed)
+    if any(v is not None for v in (a.sampler, a.steps, a.guidance_scale, a.eta)):
+        print(f"note: {meta.config.model.type} has no sampler: --sampler, --steps, --guidance_scale and --eta "
+              "are ignored", file=sys.stderr)
+    if note:
+        print(note, file=sys.stderr)
+    return labels, baseline_sample_args(meta, args.seed, args.batch_size)
+
+
+def _load_model(ckpt: str, meta: Any, sr_file: Any, cfg: Any, device: Any) -> tuple[Any, Any]:
+    """(model, its metadata) on `device`: a baseline, the coarse + super-resolution pipeline (both stages per
+    batch) or a diffusion model."""
+    if meta.config.model.type != "diffusion":
+        from baselines.generation import load_baseline_file
+
+        return load_baseline_file(ckpt, cfg, device)
+    if sr_file is not None:
+        from diffusion.superres import load_sr_pipeline
+
+        return load_sr_pipeline(ckpt, sr_file, cfg, device)
+    from diffusion.checkpoint import load_model_file
+
+    return load_model_file(ckpt, cfg, device)
 
 
 if __name__ == "__main__":

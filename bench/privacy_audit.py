@@ -101,7 +101,7 @@ def _markdown(r: dict[str, Any]) -> str:
     return "\n".join(L) + "\n"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _parser() -> Any:
     p = make_parser("python -m bench.privacy_audit", __doc__.split("\n\n")[0])
     p.add_argument("--config", default="configs/ctg/privacy.yaml")
     p.add_argument("--shadows", type=int, default=8)
@@ -111,20 +111,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--disc-iterations", type=int, default=1000)
     p.add_argument("--disc-runs", type=int, default=3)
     p.add_argument("--out", default=str(HERE / "results" / "privacy_ctg"))
-    a = p.parse_args(argv)
-    set_threads(1)
-    t0 = time.time()
-    cfg = load_config(a.config)
-    reps = {att: _report(cfg, att, a.shadows) for att in ("lira", "loss", "dcr", "domias")}
-    root = Path(cfg.privacy.out_dir)
-    fcn_file = sorted(root.glob("fcn-*.safetensors"))[0]
-    dp_over = [f"train.dp={{target_epsilon: {a.epsilon}, unit: per_patient, accountant: prv}}",
-               f"train.batch_size={a.dp_batch}", f"privacy.out_dir={root}-dp", f"privacy.members={root / 'members.json'}",
-               f"privacy.fcn={fcn_file}"]
-    cfg_dp = load_config(a.config, dp_over)
-    dp_attacks = (("lira",) if a.dp_lira else ()) + ("loss", "dcr", "domias")
-    dp_reps = {att: _report(cfg_dp, att, a.shadows) for att in dp_attacks}
+    return p
 
+
+def _fidelity_of_both(cfg: Any, root: Path, fcn_file: Path, a: Any) -> tuple[dict[str, Any], dict[str, float], Any]:
+    """(fidelity of the non-DP and DP targets' synthetic windows against the non-member patients' windows,
+    the member-vs-non-member FCN FID floor, the membership) on the audited windows."""
     from dataloader.dataset import WindowDataset
     from evaluation.fcn import features
     from evaluation.fcn_io import load_extractor
@@ -144,7 +136,25 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"DP eps {a.epsilon:g}": _fidelity(cfg, Path(f"{root}-dp") / "target" / name, fcn, x[non],
                                                    a.disc_iterations, a.disc_runs)}
     floor = {"fcn_fid": fid_from_features(features(fcn, x[~non]), features(fcn, x[non]))}
-    dp_meta = dp_reps["loss"]["target"]["dp"]
+    return fidelity, floor, mem
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    a = _parser().parse_args(argv)
+    set_threads(1)
+    t0 = time.time()
+    cfg = load_config(a.config)
+    reps = {att: _report(cfg, att, a.shadows) for att in ("lira", "loss", "dcr", "domias")}
+    root = Path(cfg.privacy.out_dir)
+    fcn_file = sorted(root.glob("fcn-*.safetensors"))[0]
+    dp_over = [f"train.dp={{target_epsilon: {a.epsilon}, unit: per_patient, accountant: prv}}",
+               f"train.batch_size={a.dp_batch}", f"privacy.out_dir={root}-dp", f"privacy.members={root / 'members.json'}",
+               f"privacy.fcn={fcn_file}"]
+    cfg_dp = load_config(a.config, dp_over)
+    dp_attacks = (("lira",) if a.dp_lira else ()) + ("loss", "dcr", "domias")
+    dp_reps = {att: _report(cfg_dp, att, a.shadows) for att in dp_attacks}
+    fidelity, floor, mem = _fidelity_of_both(cfg, root, fcn_file, a)
+    pc = cfg.privacy
     result = {
         "machine": machine_info(), "config": a.config, "shadows": a.shadows,
         "setup": (f"CTU-UHB CTG at 1 Hz (data/ctg-1hz.h5), windows 2 x 2048 (34 min). Population: "
@@ -156,7 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                   "patients, FCN (pH) trained on them."),
         "attacks": [r for att in ("lira", "loss", "dcr", "domias") for r in _row(reps[att], "non-DP")]
         + [r for att in dp_attacks for r in _row(dp_reps[att], f"DP eps {a.epsilon:g}")],
-        "dp": {"model": dp_meta, "members_file": str(root / "members.json")},
+        "dp": {"model": dp_reps["loss"]["target"]["dp"], "members_file": str(root / "members.json")},
         "fidelity": fidelity, "fidelity_floor": floor,
         "fidelity_note": (f"Discriminative score: {a.disc_iterations} iterations x {a.disc_runs} runs (the spec's "
                           "2000 x 5 cut for CPU time); FCN: the DOMIAS FCN (pH, trained on the reference patients)."),
@@ -164,7 +174,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "DP": {k: f"{root}-dp/privacy_{k}.json" for k in dp_reps}},
         "wall_s": round(time.time() - t0, 1),
     }
-    out = Path(a.out)
+    _write(Path(a.out), result)
+    return 0
+
+
+def _write(out: Path, result: dict[str, Any]) -> None:
+    """out_roc.png, out.json and out.md (also printed)."""
     from evaluation.privacy.report import plot_roc
 
     curves = [dict(r, name=f"{r['model']}: {r['attack']}") for r in result["attacks"]]
@@ -172,7 +187,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     write_text_atomic(out.with_suffix(".json"), json.dumps(result, indent=1) + "\n")
     write_text_atomic(out.with_suffix(".md"), _markdown(result))
     print(_markdown(result))
-    return 0
 
 
 if __name__ == "__main__":

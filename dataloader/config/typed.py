@@ -66,6 +66,24 @@ def convert(value: Any, tp: Any, path: str, where: str, hints_cache: dict | None
         if value in typing.get_args(tp) and type(value) in {type(a) for a in typing.get_args(tp)}:
             return value
         raise UserError(where, f"expected one of {', '.join(repr(a) for a in typing.get_args(tp))} (got {value!r})")
+    if tp in (bool, int, float, str):
+        return _scalar(value, tp, where)
+    if origin in (list, tuple):
+        return _sequence(value, tp, origin, path, where)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise UserError(where, f"expected a mapping (got {value!r})")
+        kt, vt = typing.get_args(tp) or (Any, Any)
+        return {convert(k, kt, f"{path}.{k}", where): convert(v, vt, f"{path}.{k}", where)
+                for k, v in value.items()}
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, path, where.split(": ")[0])
+    raise TypeError(f"unsupported type in schema: {tp!r}")
+
+
+def _scalar(value: Any, tp: type, where: str) -> Any:
+    """`value` as a bool, int, float (finite) or str; never converted from another of these (YAML's 1 is no
+    true, "1" no number)."""
     if tp is bool:
         if isinstance(value, bool):
             return value
@@ -84,27 +102,22 @@ def convert(value: Any, tp: Any, path: str, where: str, hints_cache: dict | None
         if isinstance(value, str):
             return value
         raise UserError(where, f"expected a string (got {value!r})")
-    if origin in (list, tuple):
-        if not isinstance(value, (list, tuple)):
-            raise UserError(where, f"expected {_type_name(tp)} (got {value!r})")
-        args = typing.get_args(tp)
-        if origin is tuple and len(args) >= 1 and args[-1] is not Ellipsis:
-            if len(value) != len(args):
-                raise UserError(where, f"expected a list of {len(args)} items (got {len(value)})")
-            return tuple(convert(v, a, f"{path}.{i}", where) for i, (v, a) in enumerate(zip(value, args)))
-        item = args[0] if args else Any
-        out = [convert(v, item, f"{path}.{i}", _where(value, i, f"{path}.{i}", where.split(': ')[0]))
-               for i, v in enumerate(value)]
-        return tuple(out) if origin is tuple else out
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise UserError(where, f"expected a mapping (got {value!r})")
-        kt, vt = typing.get_args(tp) or (Any, Any)
-        return {convert(k, kt, f"{path}.{k}", where): convert(v, vt, f"{path}.{k}", where)
-                for k, v in value.items()}
-    if dataclasses.is_dataclass(tp):
-        return from_dict(tp, value, path, where.split(": ")[0])
-    raise TypeError(f"unsupported type in schema: {tp!r}")
+    raise TypeError(f"not a scalar type: {tp!r}")
+
+
+def _sequence(value: Any, tp: Any, origin: Any, path: str, where: str) -> Any:
+    """`value` as a list or tuple of `tp`'s items (a fixed-length tuple checks its length)."""
+    if not isinstance(value, (list, tuple)):
+        raise UserError(where, f"expected {_type_name(tp)} (got {value!r})")
+    args = typing.get_args(tp)
+    if origin is tuple and len(args) >= 1 and args[-1] is not Ellipsis:
+        if len(value) != len(args):
+            raise UserError(where, f"expected a list of {len(args)} items (got {len(value)})")
+        return tuple(convert(v, a, f"{path}.{i}", where) for i, (v, a) in enumerate(zip(value, args)))
+    item = args[0] if args else Any
+    out = [convert(v, item, f"{path}.{i}", _where(value, i, f"{path}.{i}", where.split(': ')[0]))
+           for i, v in enumerate(value)]
+    return tuple(out) if origin is tuple else out
 
 
 def _check_limits(value: Any, meta: dict[str, Any], where: str) -> None:

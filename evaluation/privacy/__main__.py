@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -21,7 +22,6 @@ from dataloader.cli import add_config_args, make_parser, run_main, set_threads
 from dataloader.config import Config, load_config
 from dataloader.errors import UserError
 
-ATTACKS = ("loss", "lira", "dcr", "domias")
 KNOWLEDGE = {
     "loss": ("white-box loss", "the target's weights and each candidate patient's windows and labels"),
     "lira": ("white-box loss with shadow models (LiRA)", "the target's weights, its training recipe including the "
@@ -179,11 +179,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run_attack(cfg, a.attack, k, Path(a.out or pc.out_dir))
 
 
+@dataclass
+class _Audit:
+    """What every attack of one run shares: the config, the training split `ds`, the membership `m`, the
+    audited window rows (W,) and their patient numbers `pats` (W,), the target model file and the log."""
+    cfg: Config
+    ds: Any
+    m: Any
+    rows: np.ndarray
+    pats: np.ndarray
+    target: Path
+    log: Any
+
+    @property
+    def n_patients(self) -> int:
+        return len(self.m.population)
+
+    def losses(self, model_file: Path) -> np.ndarray:
+        """(P, levels) mean denoising losses of `model_file` on the audited windows."""
+        return _losses(self.cfg, model_file, self.ds, self.rows, self.pats, self.n_patients)
+
+
 def run_attack(cfg: Config, attack: str, k: int, out: Path, log: Any = print) -> int:
     """Train what the attack needs (reusing what exists), score, write the report."""
+    from diffusion.checkpoint import read_model_meta
+
     from .audit import membership, train_split
     from .loss_scores import audit_windows
-    from .models import shadow_dir, train_model, train_shadows
+    from .models import train_model
     from .report import FORMAT, write_report
 
     pc = cfg.privacy
@@ -191,69 +214,18 @@ def run_attack(cfg: Config, attack: str, k: int, out: Path, log: Any = print) ->
     m = membership(cfg, k if attack == "lira" else 0)
     ds = train_split(cfg)
     target = train_model(cfg, root / "target", m.members, log)
-    from diffusion.checkpoint import read_model_meta
-
     meta = read_model_meta(target)
-    dp_meta = json.loads(_dp_of(target) or "null")
     rows, pats = audit_windows(ds, m.population, pc.windows_per_patient)
-    P, is_member = len(m.population), m.is_member
-    attacks = []
-    if attack == "loss":
-        losses = _losses(cfg, target, ds, rows, pats, P)
-        by_level = {f"t={t}": float(_auc(-losses[:, j], is_member)) for j, t in enumerate(pc.noise_levels)}
-        attacks.append(_attack_entry("loss", attack, -losses.mean(axis=1), is_member,
-                                     "score = minus the patient's mean denoising loss over its windows, the noise "
-                                     "levels and the fixed draws", auc_by_level=by_level))
-    elif attack == "lira":
-        from .lira import run_lira
-
-        shadows = train_shadows(cfg, root, [m.shadow_patients(j) for j in range(k)], log)
-        sl = np.stack([_losses(cfg, f, ds, rows, pats, P) for f in shadows])
-        tl = _losses(cfg, target, ds, rows, pats, P)
-        res = run_lira(tl, sl, m.keep, list(pc.noise_levels), pc.lira_variance)
-        other = "per_patient" if pc.lira_variance == "global" else "global"
-        res_other = run_lira(tl, sl, m.keep, list(pc.noise_levels), other)
-        for mode in ("online", "offline"):
-            sel = res["selection"][mode]
-            attacks.append(_attack_entry(
-                f"lira-{mode}", attack, res[mode], is_member,
-                f"K={k} shadows, {pc.lira_variance} variance, feature chosen on shadows: {sel['feature']}; with "
-                f"{other} variance AUC {_auc(res_other[mode], is_member):.3f}",
-                shadows=k, variance=pc.lira_variance, selection=sel,
-                auc_other_variance={other: _auc(res_other[mode], is_member)},
-                shadow_dirs=[str(shadow_dir(root, k, j)) for j in range(k)]))
-    else:
-        x, _, _ = ds.get_batch(rows)
-        real = x.numpy()
-        member_rows = np.flatnonzero(is_member[pats])
-        synth = _synthetic(cfg, target, ds.labels[rows[member_rows]], ds)
-        if attack == "dcr":
-            from .dcr import dcr_scores
-
-            sc, _ = dcr_scores(real, pats, P, synth, ds.fs, pc.dcr_max_shift_s, pc.dcr_max_len)
-            attacks.append(_attack_entry("dcr", attack, sc, is_member,
-                                         f"{len(synth)} synthetic windows; shifts up to {pc.dcr_max_shift_s:g} s; "
-                                         "score = minus the smallest DCR over the patient's windows",
-                                         n_synthetic=len(synth)))
-        else:
-            from dataloader.dataset import WindowDataset
-
-            from .domias import domias_scores, fcn_features_fn
-
-            fcn = _fcn(cfg, ds, log)
-            feats = fcn_features_fn(fcn, ds.file.to_physical)
-            refs = [WindowDataset(ds.file, s) for s in pc.reference_splits]
-            ref = np.concatenate([r.get_batch(np.arange(len(r)))[0].numpy() for r in refs])
-            sc, _ = domias_scores(feats(real), pats, P, feats(synth), feats(ref), pc.domias_dims)
-            attacks.append(_attack_entry("domias", attack, sc, is_member,
-                                         f"{len(synth)} synthetic, {len(ref)} reference windows; FCN features, "
-                                         f"PCA {pc.domias_dims} dims, Gaussian KDE; score = mean log density ratio",
-                                         n_synthetic=len(synth), n_reference=len(ref)))
+    a = _Audit(cfg, ds, m, rows, pats, target, log)
+    attacks = _ATTACKS[attack](a, attack, k)
+    is_member = m.is_member
     report = {"format": FORMAT, "unit": "patient",
-              "population": {"patients": P, "members": int(is_member.sum()), "non_members": int((~is_member).sum()),
+              "population": {"patients": a.n_patients, "members": int(is_member.sum()),
+                             "non_members": int((~is_member).sum()),
                              "windows_per_patient": pc.windows_per_patient, "audited_windows": int(len(rows))},
               "members_file": str(root / "members.json"),
-              "target": {"model_file": str(target), "step": meta.step, "sha256": meta.sha256, "dp": dp_meta},
+              "target": {"model_file": str(target), "step": meta.step, "sha256": meta.sha256,
+                         "dp": json.loads(_dp_of(target) or "null")},
               "settings": {"noise_levels": list(pc.noise_levels), "draws": pc.draws, "seed": pc.seed,
                            "prepared": str(cfg.data.prepared)},
               "attacks": attacks}
@@ -265,6 +237,72 @@ def run_attack(cfg: Config, attack: str, k: int, out: Path, log: Any = print) ->
             f"({e['n_members']} members / {e['n_non_members']} non-members)")
     log(f"report: {path}")
     return 0
+
+
+def _loss_attack(a: _Audit, attack: str, k: int) -> list[dict[str, Any]]:
+    """The loss-threshold attack: score = minus the patient's mean loss."""
+    losses, is_member = a.losses(a.target), a.m.is_member
+    by_level = {f"t={t}": float(_auc(-losses[:, j], is_member)) for j, t in enumerate(a.cfg.privacy.noise_levels)}
+    return [_attack_entry("loss", attack, -losses.mean(axis=1), is_member,
+                          "score = minus the patient's mean denoising loss over its windows, the noise "
+                          "levels and the fixed draws", auc_by_level=by_level)]
+
+
+def _lira_attack(a: _Audit, attack: str, k: int) -> list[dict[str, Any]]:
+    """LiRA online and offline with `k` shadow models (trained or reused), in both variance modes."""
+    from .lira import run_lira
+    from .models import shadow_dir, train_shadows
+
+    pc, root, is_member = a.cfg.privacy, Path(a.cfg.privacy.out_dir), a.m.is_member
+    shadows = train_shadows(a.cfg, root, [a.m.shadow_patients(j) for j in range(k)], a.log)
+    sl = np.stack([a.losses(f) for f in shadows])
+    tl = a.losses(a.target)
+    res = run_lira(tl, sl, a.m.keep, list(pc.noise_levels), pc.lira_variance)
+    other = "per_patient" if pc.lira_variance == "global" else "global"
+    res_other = run_lira(tl, sl, a.m.keep, list(pc.noise_levels), other)
+    out = []
+    for mode in ("online", "offline"):
+        sel = res["selection"][mode]
+        out.append(_attack_entry(
+            f"lira-{mode}", attack, res[mode], is_member,
+            f"K={k} shadows, {pc.lira_variance} variance, feature chosen on shadows: {sel['feature']}; with "
+            f"{other} variance AUC {_auc(res_other[mode], is_member):.3f}",
+            shadows=k, variance=pc.lira_variance, selection=sel,
+            auc_other_variance={other: _auc(res_other[mode], is_member)},
+            shadow_dirs=[str(shadow_dir(root, k, j)) for j in range(k)]))
+    return out
+
+
+def _synthetic_attack(a: _Audit, attack: str, k: int) -> list[dict[str, Any]]:
+    """The attacks on synthetic windows generated with the members' labels: dcr or domias."""
+    pc, is_member = a.cfg.privacy, a.m.is_member
+    real = a.ds.get_batch(a.rows)[0].numpy()
+    member_rows = np.flatnonzero(is_member[a.pats])
+    synth = _synthetic(a.cfg, a.target, a.ds.labels[a.rows[member_rows]], a.ds)
+    if attack == "dcr":
+        from .dcr import dcr_scores
+
+        sc, _ = dcr_scores(real, a.pats, a.n_patients, synth, a.ds.fs, pc.dcr_max_shift_s, pc.dcr_max_len)
+        return [_attack_entry("dcr", attack, sc, is_member,
+                              f"{len(synth)} synthetic windows; shifts up to {pc.dcr_max_shift_s:g} s; "
+                              "score = minus the smallest DCR over the patient's windows", n_synthetic=len(synth))]
+    from dataloader.dataset import WindowDataset
+
+    from .domias import domias_scores, fcn_features_fn
+
+    feats = fcn_features_fn(_fcn(a.cfg, a.ds, a.log), a.ds.file.to_physical)
+    refs = [WindowDataset(a.ds.file, s) for s in pc.reference_splits]
+    ref = np.concatenate([r.get_batch(np.arange(len(r)))[0].numpy() for r in refs])
+    sc, _ = domias_scores(feats(real), a.pats, a.n_patients, feats(synth), feats(ref), pc.domias_dims)
+    return [_attack_entry("domias", attack, sc, is_member,
+                          f"{len(synth)} synthetic, {len(ref)} reference windows; FCN features, "
+                          f"PCA {pc.domias_dims} dims, Gaussian KDE; score = mean log density ratio",
+                          n_synthetic=len(synth), n_reference=len(ref))]
+
+
+# attack name -> runner (a, attack, k) -> report entries
+_ATTACKS = {"loss": _loss_attack, "lira": _lira_attack, "dcr": _synthetic_attack, "domias": _synthetic_attack}
+ATTACKS = tuple(_ATTACKS)
 
 
 def _auc(s: np.ndarray, m: np.ndarray) -> float:
