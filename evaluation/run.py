@@ -22,7 +22,8 @@ from .inputs import SynthSet, load_synthetic
 from .metrics import FCN_METRICS, LABEL_METRICS, check_counts, check_metrics
 from .real_data import data_sha256, real_subset
 from .report import clean, document
-from .scoring import EvalContext, physio_names, score_set
+from .context import EvalContext, physio_names
+from .scoring import score_set
 from .setup import label_names, open_reference, physio_plan, reference_text
 
 
