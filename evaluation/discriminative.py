@@ -28,10 +28,11 @@ import numpy as np
 from dataloader.errors import UserError
 
 from .gru import Adam, BatchedGRU, init_params, sigmoid_, small_math
+from .metrics import MIN_WINDOWS
 from .parallel import map_groups
 from .prep import as_windows, block_mean, block_size_for, minmax_apply, minmax_fit, same_shape_tail
 
-MIN_PER_SET = 10   # 80/20 split must leave at least 2 held-out windows per set
+MIN_PER_SET = MIN_WINDOWS["discriminative"]   # 80/20 split must leave at least 2 held-out windows per set
 
 
 def gru_hidden(channels: int) -> int:

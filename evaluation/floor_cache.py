@@ -17,7 +17,7 @@ from dataloader.atomic import write_text_atomic
 
 from .fcn_io import file_sha256
 from .fcn_store import fcn_path
-from .scoring import EvalContext
+from .context import EvalContext
 
 VERSION = 1
 

@@ -3,7 +3,7 @@
 Every check runs before any score, so bad input ends with one line and no partial report:
 - the file must have the real data's channels (names and units, in order), sampling rate and window length;
 - the label metrics need the file's labels for every evaluated label column, with the same class names;
-- each requested metric needs a minimum number of windows (evaluation/metrics.py).
+- each requested metric needs a minimum number of windows (evaluation/metrics/__init__.py).
 """
 from __future__ import annotations
 

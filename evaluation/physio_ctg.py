@@ -131,20 +131,7 @@ def ctg_window_features(fhr: np.ndarray, uc: np.ndarray | None, fs: float, *, ac
     if valid.mean() < 0.5 or n < 2 * EPOCH_S * fs:
         return out
 
-    # 3.75-s epochs (Dawes-Redman)
-    ep = np.floor(np.arange(n) / (EPOCH_S * fs)).astype(int)
-    n_ep = ep[-1] + 1
-    cnt = np.bincount(ep, minlength=n_ep)
-    nv = np.bincount(ep, weights=valid, minlength=n_ep)
-    ep_ok = nv >= 0.5 * cnt
-    f0 = np.where(valid, fhr, 0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ep_bpm = np.bincount(ep, weights=f0, minlength=n_ep) / nv
-        ep_pi = np.bincount(ep, weights=np.where(valid, 60000.0 / np.where(valid, fhr, 1.0), 0.0),
-                            minlength=n_ep) / nv
-    ep_bpm[~ep_ok] = np.nan
-    ep_pi[~ep_ok] = np.nan
-
+    ep, n_ep, cnt, ep_bpm, ep_pi = _epochs(fhr, valid, fs)
     out["baseline_bpm"] = _robust_level(ep_bpm)
     seg_ep = int(round(600.0 / EPOCH_S))                                     # ~10-min segments (FIGO)
     ep_centre = np.bincount(ep, weights=np.arange(n), minlength=n_ep) / cnt  # sample index of each epoch centre
@@ -158,20 +145,49 @@ def ctg_window_features(fhr: np.ndarray, uc: np.ndarray | None, fs: float, *, ac
     out["accelerations"], out["decelerations"] = float(len(acc)), float(len(dec))
     out["accelerations_per_h"], out["decelerations_per_h"] = len(acc) / dur_h, len(dec) / dur_h
 
-    in_dec = np.zeros(n, bool)
-    for a, b in dec:
-        in_dec[a:b] = True
-    in_acc = np.zeros(n, bool)
-    for a, b in acc:
-        in_acc[a:b] = True
+    in_dec, in_acc = _mask(dec, n), _mask(acc, n)
     ep_dec = np.bincount(ep, weights=in_dec, minlength=n_ep) > 0
+    pi = np.where(ep_dec, np.nan, ep_pi)           # epoch pulse intervals outside decelerations
+    out.update(_interval_variability(pi, n_ep))
+    out.update(_figo_variability(fhr, valid, in_dec | in_acc, fs))
+    return out
 
+
+def _epochs(fhr: np.ndarray, valid: np.ndarray, fs: float
+            ) -> tuple[np.ndarray, int, np.ndarray, np.ndarray, np.ndarray]:
+    """3.75-s epochs (Dawes-Redman) of FHR `(L,)`: epoch index per sample `(L,)`, epoch count E, samples per
+    epoch `(E,)`, and per epoch the mean bpm and mean pulse interval (ms) `(E,)` (NaN where under half valid)."""
+    n = len(fhr)
+    ep = np.floor(np.arange(n) / (EPOCH_S * fs)).astype(int)
+    n_ep = ep[-1] + 1
+    cnt = np.bincount(ep, minlength=n_ep)
+    nv = np.bincount(ep, weights=valid, minlength=n_ep)
+    ep_ok = nv >= 0.5 * cnt
+    f0 = np.where(valid, fhr, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ep_bpm = np.bincount(ep, weights=f0, minlength=n_ep) / nv
+        ep_pi = np.bincount(ep, weights=np.where(valid, 60000.0 / np.where(valid, fhr, 1.0), 0.0),
+                            minlength=n_ep) / nv
+    ep_bpm[~ep_ok] = np.nan
+    ep_pi[~ep_ok] = np.nan
+    return ep, n_ep, cnt, ep_bpm, ep_pi
+
+
+def _mask(events: list[tuple[int, int]], n: int) -> np.ndarray:
+    """Boolean `(n,)`: True inside any of the [start, end) sample ranges."""
+    m = np.zeros(n, bool)
+    for a, b in events:
+        m[a:b] = True
+    return m
+
+
+def _interval_variability(pi: np.ndarray, n_ep: int) -> dict[str, float]:
+    """STV and LTV (ms) from the epoch pulse intervals `(E,)` (NaN in decelerations); absent when undefined."""
+    out = {}
     # STV: mean |difference| of consecutive epoch pulse intervals, outside decelerations
-    pi = np.where(ep_dec, np.nan, ep_pi)
     diffs = np.abs(np.diff(pi))
     if np.isfinite(diffs).any():
         out["stv_ms"] = float(np.nanmean(diffs))
-
     # LTV: mean over full minutes (16 epochs) of the range of epoch pulse intervals
     n_min = n_ep // 16
     if n_min:
@@ -179,14 +195,19 @@ def ctg_window_features(fhr: np.ndarray, uc: np.ndarray | None, fs: float, *, ac
         ok = np.isfinite(m_pi).sum(axis=1) >= 8
         if ok.any():
             out["ltv_ms"] = float(np.mean(np.nanmax(m_pi[ok], axis=1) - np.nanmin(m_pi[ok], axis=1)))
+    return out
 
-    # FIGO variability amplitude: per minute without events, range of 1-s means (bpm)
+
+def _figo_variability(fhr: np.ndarray, valid: np.ndarray, in_event: np.ndarray, fs: float) -> dict[str, float]:
+    """FIGO variability amplitude (bpm): per minute without events, the range of 1-s means; absent when no
+    minute qualifies. fhr, valid, in_event: `(L,)`."""
+    n = len(fhr)
     sec = int(round(fs)) if fs >= 1 else 1
     n_sec = n // sec
     with np.errstate(invalid="ignore"):
         s_mean = (np.where(valid, fhr, 0.0)[: n_sec * sec].reshape(n_sec, sec).sum(1)
                   / valid[: n_sec * sec].reshape(n_sec, sec).sum(1))
-    s_event = (in_dec | in_acc)[: n_sec * sec].reshape(n_sec, sec).any(1)
+    s_event = in_event[: n_sec * sec].reshape(n_sec, sec).any(1)
     s_mean[s_event] = np.nan
     per_min = int(round(60.0 * fs / sec))
     n_m = n_sec // per_min
@@ -194,8 +215,8 @@ def ctg_window_features(fhr: np.ndarray, uc: np.ndarray | None, fs: float, *, ac
         mm = s_mean[: n_m * per_min].reshape(n_m, per_min)
         ok = np.isfinite(mm).all(axis=1)
         if ok.any():
-            out["variability_bpm"] = float(np.mean(mm[ok].max(1) - mm[ok].min(1)))
-    return out
+            return {"variability_bpm": float(np.mean(mm[ok].max(1) - mm[ok].min(1)))}
+    return {}
 
 
 def _contractions(uc: np.ndarray, fs: float, threshold: float, min_s: float, dur_h: float) -> dict[str, float]:

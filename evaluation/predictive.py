@@ -26,9 +26,10 @@ from dataloader.errors import UserError
 
 from .discriminative import gru_hidden, init_readout, prepare_pair
 from .gru import Adam, BatchedGRU, sigmoid_, small_math
+from .metrics import METRICS
 from .parallel import map_groups
 
-MIN_WINDOWS = 2
+MIN_WINDOWS = METRICS["predictive"].min_windows
 
 
 def _split_io(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -12,17 +12,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-
 from dataloader.atomic import check_out_dir, write_text_atomic
 from dataloader.config.eval_schema import EvalConfig
+from dataloader.errors import UserError
 
 from . import figures
+from .context import EvalContext, physio_names
 from .floor_cache import cache_file, load_floor, save_floor
 from .inputs import SynthSet, load_synthetic
 from .metrics import FCN_METRICS, LABEL_METRICS, check_counts, check_metrics
 from .real_data import data_sha256, real_subset
 from .report import clean, document
-from .scoring import EvalContext, physio_names, score_set
+from .scoring import score_set
 from .setup import label_names, open_reference, physio_plan, reference_text
 
 
@@ -40,12 +41,38 @@ def evaluate(cfg: Any, ev: EvalConfig, synthetic: list[str], metrics: list[str] 
     if out is not None:
         out_dir = Path(out)
         check_out_dir(out_dir / "report.json" if out_dir.is_dir() else out_dir, "--out")
+    ctx, sets = build_context(cfg, ev, synthetic, metrics, device)
+    floor_row, floor_info = score_floor(ctx, metrics)
+    rows, extras = [floor_row], []
+    for s in sets:
+        row, ex = score_file(ctx, s, metrics)
+        rows.append(row)
+        extras.append(ex)
+    ref = ctx.ref
+    report = {
+        "prepared": ctx.pf.path, "data_sha256": ctx.sha, "labels": ctx.labels, "metrics": metrics, "seed": ev.seed,
+        "reference": {"split": ev.reference, "n": len(ref.x), "patients": ref.n_patients,
+                      "held_out": ev.reference != "train", "description": reference_text(ev.reference)},
+        "floor": floor_info,
+        "fcns": {lab: {k: v for k, v in meta.items() if k not in ("channels", "settings")}
+                 for lab, (_, meta) in ctx.fcns.items()},
+        "physio": ctx.physio, "config": cfg.raw.get("eval"), "rows": rows,
+        "seconds_total": round(time.perf_counter() - t_start, 1),
+    }
+    report = clean(report)
+    if out_dir is not None:
+        write_outputs(out_dir, report, ctx, sets, extras, figures_on)
+    return report
+
+
+def build_context(cfg: Any, ev: EvalConfig, synthetic: list[str], metrics: list[str],
+                  device: str) -> tuple[EvalContext, list[SynthSet]]:
+    """Check every input (reference, floor and synthetic windows against what the metrics need), load or train
+    the FCNs, and return the context and the loaded synthetic sets. UserError on bad input."""
     pf = open_reference(cfg, ev)
     labels = label_names(pf, ev)
     if not labels and any(m in FCN_METRICS or m in LABEL_METRICS for m in metrics):
         asked = [m for m in metrics if m in FCN_METRICS or m in LABEL_METRICS]
-        from dataloader.errors import UserError
-
         raise UserError("--metrics", f"{', '.join(asked)} need label columns, and {pf.path} has none "
                                      "(leave them out with --metrics)")
     plan = physio_plan(pf, ev.physio)
@@ -57,8 +84,6 @@ def evaluate(cfg: Any, ev: EvalConfig, synthetic: list[str], metrics: list[str] 
     sets: list[SynthSet] = [load_synthetic(p, pf, labels, metrics, ev.n_synthetic) for p in synthetic]
     names = [s.name for s in sets]
     if len(set(names)) != len(names):
-        from dataloader.errors import UserError
-
         raise UserError("--synthetic", "two files have the same name; rename one so the report rows differ")
 
     fcns = {}
@@ -66,54 +91,45 @@ def evaluate(cfg: Any, ev: EvalConfig, synthetic: list[str], metrics: list[str] 
         from .fcn_store import load_or_train
 
         fcns = load_or_train(pf, labels, ev.fcn, device=device, log=log)
-    sha = data_sha256(pf.path)
-    ctx = EvalContext(ev=ev, pf=pf, sha=sha, labels=labels, ref=ref, floor=floor_set, fcns=fcns, physio=plan,
-                      device=device)
+    ctx = EvalContext(ev=ev, pf=pf, sha=data_sha256(pf.path), labels=labels, ref=ref, floor=floor_set, fcns=fcns,
+                      physio=plan, device=device)
+    return ctx, sets
 
-    # the floor: cached per prepared file and settings; only missing metrics are computed
+
+def score_floor(ctx: EvalContext, metrics: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The real-vs-real floor row, cached per prepared file and settings (only missing metrics are computed),
+    and the report's "floor" entry."""
+    ev, floor_set = ctx.ev, ctx.floor
     cached = load_floor(ctx)
     todo = [m for m in metrics if m not in cached["results"]]
     t0 = time.perf_counter()
-    floor_extras: dict[str, Any] = {}
     if todo:
         log(f"real-vs-real floor: {', '.join(todo)}")
-        fl_labels = {lab: floor_set.y[:, pf.label_names.index(lab)] for lab in labels}
-        res, secs, floor_extras = score_set(ctx, "floor", floor_set.x, fl_labels, todo, floor=True)
+        fl_labels = {lab: floor_set.y[:, ctx.col(lab)] for lab in ctx.labels}
+        res, secs, _ = score_set(ctx, "floor", floor_set.x, fl_labels, todo, floor=True)
         cached["results"].update(res)
         cached["seconds"].update(secs)
         save_floor(ctx, cached)
     floor_seconds = round(time.perf_counter() - t0, 1)
     floor_name = ("real-vs-real (other train windows vs the train reference)" if ev.reference == "train"
                   else f"real-vs-real (train vs {ev.reference} patients)")
-    rows = [{"name": floor_name, "file": None, "n": len(floor_set.x),
-             "metrics": {m: cached["results"][m] for m in metrics if m in cached["results"]},
-             "seconds": cached["seconds"], "cached": not todo}]
+    row = {"name": floor_name, "file": None, "n": len(floor_set.x),
+           "metrics": {m: cached["results"][m] for m in metrics if m in cached["results"]},
+           "seconds": cached["seconds"], "cached": not todo}
+    info = {"split": "train", "n": len(floor_set.x), "patients": floor_set.n_patients, "cached": not todo,
+            "cache_file": str(cache_file(ctx)), "seconds_this_run": floor_seconds}
+    return row, info
 
-    extras: list[dict[str, Any]] = []
-    for s in sets:
-        log(f"{s.name}: {len(s.x)} windows")
-        t0 = time.perf_counter()
-        res, secs, ex = score_set(ctx, s.name, s.x, s.labels, metrics)
-        secs["total"] = round(time.perf_counter() - t0, 1)
-        extras.append(ex)
-        rows.append({"name": s.name, "file": s.path, "n": len(s.x), "metrics": res, "seconds": secs,
-                     **{k: s.attrs.get(k) for k in ("sampler", "steps", "guidance_scale", "seed", "model_sha256")}})
 
-    report = {
-        "prepared": pf.path, "data_sha256": sha, "labels": labels, "metrics": metrics, "seed": ev.seed,
-        "reference": {"split": ev.reference, "n": len(ref.x), "patients": ref.n_patients,
-                      "held_out": ev.reference != "train", "description": reference_text(ev.reference)},
-        "floor": {"split": "train", "n": len(floor_set.x), "patients": floor_set.n_patients, "cached": not todo,
-                  "cache_file": str(cache_file(ctx)), "seconds_this_run": floor_seconds},
-        "fcns": {lab: {k: v for k, v in meta.items() if k not in ("channels", "settings")}
-                 for lab, (_, meta) in fcns.items()},
-        "physio": plan, "config": cfg.raw.get("eval"), "rows": rows,
-        "seconds_total": round(time.perf_counter() - t_start, 1),
-    }
-    report = clean(report)
-    if out_dir is not None:
-        write_outputs(out_dir, report, ctx, sets, extras, figures_on)
-    return report
+def score_file(ctx: EvalContext, s: SynthSet, metrics: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One synthetic file's report row, and its extras for the figures (see score_set)."""
+    log(f"{s.name}: {len(s.x)} windows")
+    t0 = time.perf_counter()
+    res, secs, ex = score_set(ctx, s.name, s.x, s.labels, metrics)
+    secs["total"] = round(time.perf_counter() - t0, 1)
+    row = {"name": s.name, "file": s.path, "n": len(s.x), "metrics": res, "seconds": secs,
+           **{k: s.attrs.get(k) for k in ("sampler", "steps", "guidance_scale", "seed", "model_sha256")}}
+    return row, ex
 
 
 def write_outputs(out_dir: Path, report: dict[str, Any], ctx: EvalContext, sets: list[SynthSet],

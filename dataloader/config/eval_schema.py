@@ -1,20 +1,22 @@
 """Schema of the `eval` section: what eval.py and `python -m evaluation.train_fcn` compare, and how.
 
-The metric names are listed here (not imported from `evaluation/`, because `dataloader` may not import it,
-docs/design.md section 1); `evaluation/metrics.py` keeps the same list and a test checks that they match.
+The metric names come from the metric registry (`evaluation/metrics/__init__.py`), so they cannot drift from
+it. That module is light (names and specs only, no numpy or torch): the one import of `dataloader` from a
+higher layer, until the eval section moves beside its code (docs/design.md section 1).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
+from evaluation.metrics import METRIC_NAMES
+
 from ..errors import UserError
 from .loader import register_section
 from .typed import limits
 
 # every metric eval.py knows, in report order (docs/evaluation.md section 1)
-METRICS = ["fid", "is", "accuracy", "tstr", "trts", "discriminative", "predictive", "dtw", "rmse_prd", "mmd",
-           "diversity", "physio", "signal"]
+METRICS = list(METRIC_NAMES)
 
 
 @dataclass
