@@ -12,6 +12,8 @@ from abc import ABC, abstractmethod
 import torch
 from torch import nn
 
+from dataloader.errors import UserError
+
 
 class FirstStage(nn.Module, ABC):
     """Base class of first stages. Subclasses set `trainable` and implement encode/decode/latent_shape."""
@@ -42,3 +44,14 @@ class FirstStage(nn.Module, ABC):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """decode(encode(x)): the reconstruction (B, C, L)."""
         return self.decode(self.encode(x))
+
+
+def compressed_length(length: int, factor: int, what: str) -> int:
+    """length // factor for a first stage that compresses time by `factor` (`what` names it in the error);
+    raises `UserError` at model.first_stage.factor, with lengths that work, when factor does not divide it."""
+    if length % factor:
+        lo = length // factor * factor
+        raise UserError("model.first_stage.factor",
+                        f"window length {length} is not divisible by {what} {factor}; lengths that work are "
+                        f"multiples of {factor} (e.g. {lo or factor} or {lo + factor})")
+    return length // factor

@@ -21,7 +21,7 @@ from torch import nn
 
 from dataloader.errors import UserError
 
-from .base import FirstStage
+from .base import FirstStage, compressed_length
 from .files import first_stage_file, read_first_stage_file
 from .losses import ReconstructionLoss
 from .nets import levels_of
@@ -52,13 +52,7 @@ class LearnedFirstStage(FirstStage):
 
     # ---- shapes ------------------------------------------------------------------------------------------
     def latent_shape(self, channels: int, length: int) -> tuple[int, int]:
-        k = self.factor
-        if length % k:
-            lo = length // k * k
-            raise UserError("model.first_stage.factor",
-                            f"window length {length} is not divisible by the first stage's factor {k}; lengths "
-                            f"that work are multiples of {k} (e.g. {lo or k} or {lo + k})")
-        return self.latent_channels, length // k
+        return self.latent_channels, compressed_length(length, self.factor, "the first stage's factor")
 
     # ---- encode / decode ---------------------------------------------------------------------------------
     @abstractmethod

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from dataloader.errors import UserError
 
-from .base import FirstStage
+from .base import FirstStage, compressed_length
 
 HALF_WIDTH = 16      # sinc half-width in latent samples (filter length 2 * 16 * k + 1 taps)
 KAISER_BETA = 6.0    # Kaiser window: about -60 dB stop band, transition about fs / 18k wide
@@ -80,13 +80,7 @@ class SamplingFirstStage(FirstStage):
         self.register_buffer("up_kernel", up, persistent=False)
 
     def latent_shape(self, channels: int, length: int) -> tuple[int, int]:
-        k = self.factor
-        if length % k:
-            lo = length // k * k
-            raise UserError("model.first_stage.factor",
-                            f"window length {length} is not divisible by the sampling factor {k}; lengths that "
-                            f"work are multiples of {k} (e.g. {lo or k} or {lo + k})")
-        return int(channels), length // k
+        return int(channels), compressed_length(length, self.factor, "the sampling factor")
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, L) -> (B, C, L / k): low-pass at fs / 2k, keep samples 0, k, 2k, ..."""
