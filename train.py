@@ -46,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if cfg.model.type in ("diffusion", "autoencoder"):
         # learned first stage(s), diffusion, super-resolution: each stage in order (diffusion/stages.py)
         from diffusion.stages import run_stages
-        from evaluation.recon_plot import save_recon_png
+        from evaluation.plots.recon import save_recon_png
         from evaluation.sample_grid import save_compare_png
 
         for result in run_stages(cfg, a.stage, retrain=a.retrain, resume=a.resume, progress=not a.no_progress,

@@ -10,7 +10,7 @@ from dataloader.cli import make_parser
 
 COMMANDS = ["train", "generate", "eval", "tools.prepare_data", "tools.make_sines", "tools.export", "tools.inspect",
             "tools.config_reference", "bench.model_flops", "bench.eval_speed", "bench.dataset_throughput",
-            "bench.latent_speed", "bench.recipe_ablation", "bench.run_all", "evaluation.train_fcn"]
+            "bench.latent_speed", "bench.recipe_ablation", "bench.run_all", "evaluation.fcn.train"]
 
 
 def _check(text: str) -> None:

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from evaluation.discriminative import discriminative_score
-from evaluation.fid import fid_from_features, frechet_distance
+from evaluation.metrics.discriminative import discriminative_score
+from evaluation.fcn.fid import fid_from_features, frechet_distance
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ctu-uhb-ctg"
 
