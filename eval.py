@@ -7,7 +7,7 @@ synthetic ones: the floor a perfect generator would reach, cached per prepared f
 `eval` section: FCN-FID, FCN-IS, label accuracy, TSTR, TRTS, discriminative and predictive scores,
 nearest-neighbour DTW, RMSE, PRD, MMD, diversity / mode collapse, physiological features and signal
 statistics. Writes DIR/report.json, DIR/report.md (one row per file) and DIR/figures/*.png. Missing FCNs are
-trained first (python -m evaluation.train_fcn does that on its own).
+trained first (python -m evaluation.fcn.train does that on its own).
 
 metrics: fid, is, accuracy, tstr, trts, discriminative, predictive, dtw, rmse_prd, mmd, diversity, physio, signal
 """
@@ -42,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         a.metrics = [s for s in a.metrics if not is_override(s)]
     from dataloader.config import load_config
     from evaluation.metrics import check_metrics
-    from evaluation.setup import eval_section
+    from evaluation.reference import eval_section
 
     cfg = load_config(a.config, a.overrides)
     ev = eval_section(cfg)

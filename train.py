@@ -43,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if a.dry_run:
         print(cfg.yaml(), end="")
         return 0
-    from evaluation.recon_plot import save_recon_png
+    from evaluation.plots.recon import save_recon_png
     from evaluation.sample_grid import save_compare_png
     from training import trainer
 

@@ -4,7 +4,7 @@ Writes bench/results/eval_speed.json and eval_speed.md.
 
     python -m bench.eval_speed [--config configs/ctg/eval.yaml] [--synthetic FILE.h5 | --stand-in 2000]
 
-The FCNs are trained first if missing (python -m evaluation.train_fcn; not timed here: their training time is
+The FCNs are trained first if missing (python -m evaluation.fcn.train; not timed here: their training time is
 read from their files). Target (issue 5): the full evaluation of 2000 synthetic windows < 10 minutes on this
 machine (2 shared cores), FCN training excluded.
 """
@@ -52,9 +52,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      "configs/ctg/sampling-diffusion.yaml --samples 2000 --out " + a.synthetic)
     threads = set_threads()
     from dataloader.config import load_config
-    from evaluation.fcn_store import load_or_train
+    from evaluation.fcn.store import load_or_train
     from evaluation.run import evaluate
-    from evaluation.setup import eval_section, label_names, open_reference
+    from evaluation.reference import eval_section, label_names, open_reference
 
     cfg = load_config(a.config, a.overrides)
     ev = eval_section(cfg)

@@ -41,9 +41,9 @@ def _report(cfg: Any, attack: str, k: int) -> dict[str, Any]:
 def _fidelity(cfg: Any, synth_file: Path, fcn: Any, real_phys: np.ndarray, disc_iters: int, disc_runs: int
               ) -> dict[str, Any]:
     from dataloader.dataset import WindowDataset
-    from evaluation.discriminative import discriminative_score
-    from evaluation.fcn import features
-    from evaluation.fid import fid_from_features
+    from evaluation.metrics.discriminative import discriminative_score
+    from evaluation.fcn.model import features
+    from evaluation.fcn.fid import fid_from_features
 
     cache = synth_file.with_name(f"fidelity-{disc_iters}x{disc_runs}-{len(real_phys)}.json")
     if cache.is_file() and cache.stat().st_mtime > synth_file.stat().st_mtime:   # computed from this sample
@@ -118,9 +118,9 @@ def _fidelity_of_both(cfg: Any, root: Path, fcn_file: Path, a: Any) -> tuple[dic
     """(fidelity of the non-DP and DP targets' synthetic windows against the non-member patients' windows,
     the member-vs-non-member FCN FID floor, the membership) on the audited windows."""
     from dataloader.dataset import WindowDataset
-    from evaluation.fcn import features
-    from evaluation.fcn_io import load_extractor
-    from evaluation.fid import fid_from_features
+    from evaluation.fcn.model import features
+    from evaluation.fcn.weights import load_extractor
+    from evaluation.fcn.fid import fid_from_features
     from evaluation.privacy.audit import membership
     from evaluation.privacy.loss_scores import audit_windows
 

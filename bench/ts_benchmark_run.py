@@ -79,7 +79,7 @@ def steps_for_nfe(sampler: str, nfe: int, num_steps: int = 1000) -> tuple[int, i
 
 def roughness(x: np.ndarray) -> list[float]:
     """Mean |x[t+1] - x[t]| per channel of windows (N, T, C) in [0, 1]."""
-    from evaluation.signal_stats import roughness as channel_roughness
+    from evaluation.metrics.signal_stats import roughness as channel_roughness
 
     return channel_roughness(x.transpose(0, 2, 1)).round(6).tolist()
 

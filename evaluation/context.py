@@ -14,7 +14,7 @@ import numpy as np
 from dataloader.config.eval_schema import EvalConfig
 from dataloader.prepared import PreparedFile
 
-from .fcn import FCN, features_and_proba
+from .fcn.model import FCN, features_and_proba
 from .progress import metric_bar
 from .real_data import RealSet
 
@@ -30,7 +30,7 @@ class EvalContext:
     ref: RealSet                                # real reference windows (held-out patients)
     floor: RealSet                              # train-patient windows (the floor's stand-in)
     fcns: dict[str, tuple[FCN, dict[str, Any]]]
-    physio: dict[str, Any]                      # setup.physio_plan
+    physio: dict[str, Any]                      # reference.physio_plan
     device: str = "cpu"
     _ref_feats: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     _ref_physio: np.ndarray | None = None
@@ -67,18 +67,18 @@ def fcn_features(model: FCN, x: np.ndarray, desc: str, device: str = "cpu",
 
 
 def physio_features(ctx: EvalContext, x: np.ndarray, desc: str) -> np.ndarray:
-    """Per-window physiological features `(N, F)` (CTG or ECG, see setup.physio_plan)."""
+    """Per-window physiological features `(N, F)` (CTG or ECG, see reference.physio_plan)."""
     plan = ctx.physio
     rows = []
     with metric_bar(desc, len(x), "win") as bar:
         for i in range(0, len(x), 100):
             xb = x[i: i + 100].astype(np.float64)
             if plan["kind"] == "ctg":
-                from .physio_ctg import ctg_features
+                from .metrics.physio_ctg import ctg_features
 
                 rows.append(ctg_features(xb, ctx.pf.fs, plan["fhr"], plan["uc"]))
             else:
-                from .physio_ecg import ecg_features
+                from .metrics.physio_ecg import ecg_features
 
                 rows.append(ecg_features(xb, ctx.pf.fs, plan["lead"]))
             bar.update(len(xb))
@@ -87,9 +87,9 @@ def physio_features(ctx: EvalContext, x: np.ndarray, desc: str) -> np.ndarray:
 
 def physio_names(ctx: EvalContext) -> tuple[tuple[str, ...], dict]:
     if ctx.physio["kind"] == "ctg":
-        from .physio_ctg import CTG_RANGES, FEATURES
+        from .metrics.physio_ctg import CTG_RANGES, FEATURES
 
         return FEATURES, CTG_RANGES
-    from .physio_ecg import ECG_FEATURES, ECG_RANGES
+    from .metrics.physio_ecg import ECG_FEATURES, ECG_RANGES
 
     return ECG_FEATURES, ECG_RANGES

@@ -15,9 +15,9 @@ from typing import Any
 
 from dataloader.atomic import write_text_atomic
 
-from .fcn_io import file_sha256
-from .fcn_store import fcn_path
 from .context import EvalContext
+from .fcn.store import fcn_path
+from .fcn.weights import file_sha256
 
 VERSION = 1
 

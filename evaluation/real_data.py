@@ -17,7 +17,7 @@ import numpy as np
 from dataloader.errors import UserError
 from dataloader.prepared import PreparedFile
 
-from .fcn_io import file_sha256
+from .fcn.weights import file_sha256
 
 
 @dataclass

@@ -16,15 +16,15 @@ from dataloader.atomic import check_out_dir, write_text_atomic
 from dataloader.config.eval_schema import EvalConfig
 from dataloader.errors import UserError
 
-from . import figures
 from .context import EvalContext, physio_names
 from .floor_cache import cache_file, load_floor, save_floor
 from .inputs import SynthSet, load_synthetic
 from .metrics import FCN_METRICS, LABEL_METRICS, check_counts, check_metrics
+from .plots import figures
 from .real_data import data_sha256, real_subset
+from .reference import label_names, open_reference, physio_plan, reference_text
 from .report import clean, document
 from .scoring import score_set
-from .setup import label_names, open_reference, physio_plan, reference_text
 
 
 def log(msg: str) -> None:
@@ -88,7 +88,7 @@ def build_context(cfg: Any, ev: EvalConfig, synthetic: list[str], metrics: list[
 
     fcns = {}
     if any(m in FCN_METRICS for m in metrics) and labels:
-        from .fcn_store import load_or_train
+        from .fcn.store import load_or_train
 
         fcns = load_or_train(pf, labels, ev.fcn, device=device, log=log)
     ctx = EvalContext(ev=ev, pf=pf, sha=data_sha256(pf.path), labels=labels, ref=ref, floor=floor_set, fcns=fcns,

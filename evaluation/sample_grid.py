@@ -1,7 +1,7 @@
 """A PNG of synthetic windows beside real ones (epoch plots in training, `generate.py --plot`).
 
 Entry points hand `save_compare_png` to the training loop (diffusion/ may not import evaluation/,
-docs/design.md section 1). Drawing is `evaluation.plots.plot_windows` (clinical style from the units); the
+docs/design.md section 1). Drawing is `evaluation.plots.windows.plot_windows` (clinical style from the units); the
 file is written under a temporary name and renamed.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ import numpy as np
 
 from dataloader.atomic import atomic_path
 
-from .plots import figure_size, plot_windows
+from .plots.windows import figure_size, plot_windows
 
 
 def save_compare_png(path: str | os.PathLike, synthetic: np.ndarray, fs: float, channels: Sequence[Any],

@@ -15,13 +15,13 @@ from typing import Any, Callable
 import numpy as np
 
 from .context import EvalContext, fcn_features, physio_features, physio_names
-from .discriminative import discriminative_score
-from .distance import diversity, dtw_nn, mmd_rbf, nn_rmse_prd
-from .fid import fid_from_features, inception_score
+from .fcn.fid import fid_from_features, inception_score
 from .metrics import METRICS
-from .predictive import predictive_score
+from .metrics.discriminative import discriminative_score
+from .metrics.distance import diversity, dtw_nn, mmd_rbf, nn_rmse_prd
+from .metrics.predictive import predictive_score
+from .metrics.tstr import macro_f1, train_test
 from .progress import metric_bar
-from .tstr import macro_f1, train_test
 
 
 def _r(v: float, k: int = 5) -> float:
@@ -159,7 +159,7 @@ def score_diversity(s: ScoredSet) -> dict:
 
 def score_physio(s: ScoredSet) -> dict:
     """Also hands the set's feature array `(N, F)` to the figures (extras["physio"])."""
-    from .physio_ctg import compare_features
+    from .metrics.physio_ctg import compare_features
 
     ctx = s.ctx
     names, ranges = physio_names(ctx)
@@ -172,7 +172,7 @@ def score_physio(s: ScoredSet) -> dict:
 
 
 def score_signal(s: ScoredSet) -> dict:
-    from .signal_stats import compare_signal
+    from .metrics.signal_stats import compare_signal
 
     pf = s.ctx.pf
     return compare_signal(s.ctx.ref.x, s.x, pf.channel_names, pf.lo, pf.hi)

@@ -1,11 +1,11 @@
-"""evaluation.plots: style from units, compare column, drawing into an existing Axes."""
+"""evaluation.plots.windows: style from units, compare column, drawing into an existing Axes."""
 from __future__ import annotations
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from evaluation.plots import ecg_spacing, figure_size, plot_style, plot_windows
+from evaluation.plots.windows import ecg_spacing, figure_size, plot_style, plot_windows
 
 CTG = [{"name": "FHR", "unit": "bpm", "range": [50, 210]}, {"name": "UC", "unit": "nd", "range": [0, 100]}]
 ECG = [{"name": n, "unit": "mV", "range": [-5, 5]} for n in ("MLII", "V")]

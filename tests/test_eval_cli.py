@@ -1,4 +1,4 @@
-"""eval.py and `python -m evaluation.train_fcn` on the tiny prepared data: report, floor cache, FCN reuse,
+"""eval.py and `python -m evaluation.fcn.train` on the tiny prepared data: report, floor cache, FCN reuse,
 and every kind of bad input (one line, exit code 2, no report written)."""
 from __future__ import annotations
 
@@ -212,8 +212,8 @@ def test_missing_synthetic_file_and_unknown_label(project: Path, tmp_path: Path,
 
 def test_train_fcn_command(project: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     from dataloader.cli import run_main
-    from evaluation import train_fcn
-    from evaluation.fcn_io import load_extractor
+    from evaluation.fcn import train as train_fcn
+    from evaluation.fcn.weights import load_extractor
     from evaluation.real_data import data_sha256
 
     root = project.parent

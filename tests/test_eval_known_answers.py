@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from evaluation.discriminative import discriminative_score
-from evaluation.fid import fid_from_features, frechet_distance
+from evaluation.metrics.discriminative import discriminative_score
+from evaluation.fcn.fid import fid_from_features, frechet_distance
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ctu-uhb-ctg"
 
@@ -35,7 +35,7 @@ def test_discriminative_real_other_patients_near_zero_noise_near_half(tmp_path: 
     from dataloader.config import load_config
     from dataloader.prepared import PreparedFile
     from evaluation.real_data import real_subset
-    from tools.prepare_data import prepare
+    from dataloader.prepare import prepare
 
     root = Path(__file__).resolve().parents[1]
     cfg = load_config(root / "configs/ctg/diffusion-identity.yaml",

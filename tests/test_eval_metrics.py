@@ -1,5 +1,5 @@
 """Tests of the pure metric layer in evaluation/ (fid, gru, discriminative, predictive, distance, physio_*, fcn,
-fcn_io, tstr). Small, CPU-only, one thread: the whole file runs in well under a minute."""
+fcn.weights, tstr). Small, CPU-only, one thread: the whole file runs in well under a minute."""
 from __future__ import annotations
 
 import csv
@@ -11,15 +11,15 @@ import scipy.linalg
 import torch
 
 from dataloader.errors import UserError
-from evaluation import gru
-from evaluation.discriminative import discriminative_score
-from evaluation.distance import diversity, dtw_nn, lb_keogh, mmd_rbf, nn_rmse_prd
-from evaluation.fcn import FEATURE_DIM, features, features_and_proba, train_autoencoder, train_fcn
-from evaluation.fcn_io import extractor_meta, load_extractor, save_extractor
-from evaluation.fid import fid_from_features, frechet_distance, gaussian_stats, inception_score
-from evaluation.physio_ctg import CTG_RANGES, FEATURES, compare_features, ctg_features, ctg_window_features
-from evaluation.predictive import predictive_score
-from evaluation.tstr import label_accuracy, macro_f1, train_test
+from evaluation.metrics import gru
+from evaluation.metrics.discriminative import discriminative_score
+from evaluation.metrics.distance import diversity, dtw_nn, lb_keogh, mmd_rbf, nn_rmse_prd
+from evaluation.fcn.model import FEATURE_DIM, features, features_and_proba, train_autoencoder, train_fcn
+from evaluation.fcn.weights import extractor_meta, load_extractor, save_extractor
+from evaluation.fcn.fid import fid_from_features, frechet_distance, gaussian_stats, inception_score
+from evaluation.metrics.physio_ctg import CTG_RANGES, FEATURES, compare_features, ctg_features, ctg_window_features
+from evaluation.metrics.predictive import predictive_score
+from evaluation.metrics.tstr import label_accuracy, macro_f1, train_test
 
 LUDB = Path("/work/shared/data/ludb")
 
@@ -278,7 +278,7 @@ def test_ecg_heart_rate_matches_ludb_annotations():
     pytest.importorskip("neurokit2", reason="neurokit2 is not installed")
     import wfdb
 
-    from evaluation.physio_ecg import ECG_FEATURES, compare_ecg_features, ecg_features
+    from evaluation.metrics.physio_ecg import ECG_FEATURES, compare_ecg_features, ecg_features
 
     with open(LUDB / "ludb.csv", newline="") as f:
         ids = [int(row["ID"]) for row in csv.DictReader(f) if row["Rhythms"].strip() == "Sinus rhythm"
@@ -300,7 +300,7 @@ def test_ecg_heart_rate_matches_ludb_annotations():
 
 
 def test_rr_features_plausibility():
-    from evaluation.physio_ecg import rr_features
+    from evaluation.metrics.physio_ecg import rr_features
 
     f = rr_features(np.array([0, 500, 1000, 1500]), 500.0)             # RR 1 s exactly
     assert f["hr_bpm"] == pytest.approx(60) and f["rmssd_ms"] == 0 and f["rhythm_detected"] == 1

@@ -106,7 +106,7 @@ def test_dcr_tolerates_time_shift() -> None:
 
 @pytest.mark.slow  # trains a small FCN: ~15-45 s on a shared 2-core machine
 def test_domias_calibration(world: dict) -> None:
-    from evaluation.fcn import train_fcn
+    from evaluation.fcn.model import train_fcn
 
     ref = world["ref"]
     y = np.repeat(np.arange(100) % 2, W)     # the AR coefficient class, learnable from the windows

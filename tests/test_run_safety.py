@@ -200,7 +200,7 @@ def test_model_files_are_byte_identical_across_processes(tmp_path: Path) -> None
 def test_same_input_and_seed_give_the_same_bytes(project: Path, tmp_path: Path) -> None:
     """Prepared data, trained model and generated file: sha256 of two runs (a second apart) agree."""
     from generate import main as gen_main
-    from tools.prepare_data import prepare
+    from dataloader.prepare import prepare
 
     sums = []
     d = tmp_path / "r"  # the same paths both times: they are part of the resolved config stored in each file
@@ -220,7 +220,7 @@ def test_same_input_and_seed_give_the_same_bytes(project: Path, tmp_path: Path) 
 
 
 def test_prepare_removes_temporaries_of_a_killed_preparation(project: Path, tmp_path: Path) -> None:
-    from tools.prepare_data import prepare
+    from dataloader.prepare import prepare
 
     target = tmp_path / "prepared.h5"
     litter = tmp_path / ".tmp-prepared.h5.x7k2m9qa"  # mkstemp's name for a write killed mid-way
@@ -232,7 +232,7 @@ def test_prepare_removes_temporaries_of_a_killed_preparation(project: Path, tmp_
 
 
 def test_second_preparation_of_the_same_output_is_refused(project: Path, tmp_path: Path) -> None:
-    from tools.prepare_data import prepare
+    from dataloader.prepare import prepare
 
     target = tmp_path / "prepared.h5"
     holder = _hold_lock(target)

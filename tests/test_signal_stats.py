@@ -1,9 +1,9 @@
-"""Roughness and range-limit touch shares (evaluation/signal_stats.py) on windows with known answers."""
+"""Roughness and range-limit touch shares (evaluation/metrics/signal_stats.py) on windows with known answers."""
 from __future__ import annotations
 
 import numpy as np
 
-from evaluation.signal_stats import compare_signal, signal_stats
+from evaluation.metrics.signal_stats import compare_signal, signal_stats
 
 
 def test_roughness_and_touches_are_counted_per_channel() -> None:

@@ -2,7 +2,7 @@
 
 `make_tiny_project(root)` writes 10 patients x 2 channels (sine waves + noise, 1 Hz, 300 samples) as
 per-patient CSV files, a labels CSV (a categorical and a binned label), a config with a tiny UNet, and
-prepares the data through the real pipeline (tools.prepare_data.prepare). Windows are 32 samples.
+prepares the data through the real pipeline (dataloader.prepare.prepare). Windows are 32 samples.
 """
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ sample:
 
 def make_tiny_project(root: Path, n_patients: int = 10, length: int = 300) -> Path:
     """Write signals, labels and config under `root`, prepare the data; returns the config path."""
-    from tools.prepare_data import prepare
+    from dataloader.prepare import prepare
 
     root = Path(root)
     (root / "signals").mkdir(parents=True, exist_ok=True)

@@ -53,7 +53,7 @@ def plot_random(f: PreparedFile, out: str, n: int, split: str, seed: int) -> lis
     from matplotlib.figure import Figure
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-    from evaluation.plots import figure_size, plot_windows
+    from evaluation.plots.windows import figure_size, plot_windows
 
     total = f.n_windows(split)
     if total == 0:

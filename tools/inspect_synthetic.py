@@ -65,7 +65,7 @@ def plot_synthetic(path: str | os.PathLike, out: str, n: int, seed: int) -> list
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from evaluation.plots import figure_size, plot_windows
+    from evaluation.plots.windows import figure_size, plot_windows
 
     with open_h5(Path(path), "r", str(path)) as h5:
         a = read_attrs(h5.root._v_attrs, str(path))

@@ -1,4 +1,4 @@
-"""Schema of the `eval` section: what eval.py and `python -m evaluation.train_fcn` compare, and how.
+"""Schema of the `eval` section: what eval.py and `python -m evaluation.fcn.train` compare, and how.
 
 The metric names come from the metric registry (`evaluation/metrics/__init__.py`), so they cannot drift from
 it. That module is light (names and specs only, no numpy or torch): the one import of `dataloader` from a

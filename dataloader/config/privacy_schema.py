@@ -41,7 +41,7 @@ class PrivacyConfig:
     steps: int = field(default=20, metadata=limits(ge=1))  # sampler steps of the synthetic sample
     dcr_max_shift_s: float = field(default=120.0, metadata=limits(ge=0))  # DCR: compare windows shifted up to this
     dcr_max_len: int = field(default=256, metadata=limits(ge=8))  # DCR: block-mean windows to at most this length
-    # DOMIAS: FCN feature file (python -m evaluation.train_fcn); null: train one on the reference patients
+    # DOMIAS: FCN feature file (python -m evaluation.fcn.train); null: train one on the reference patients
     fcn: Optional[str] = None
     fcn_label: str = "pH"                       # label column the FCN is trained on (when privacy.fcn is null)
     fcn_steps: int = field(default=400, metadata=limits(ge=1))  # optimiser steps of that FCN

@@ -1,9 +1,10 @@
-"""The metric registry: every metric eval.py knows, in report order, with what it needs and the fewest windows
-it can be computed with; the check of a requested list.
+"""The metrics: this registry, and beside it the pure metric functions on windows `(N, C, L)` in physical units
+(discriminative, predictive with their numpy GRU, tstr, distance, signal_stats, physio_ctg / physio_ecg).
 
-This module is light on purpose (no numpy, no torch): `dataloader/config/eval_schema.py` reads the names from
-here when a config loads, so the config's list cannot drift from the registry. The function that computes each
-metric on one set is `evaluation.scorers.SCORERS[name]`; the pure metric functions are the other files here.
+The registry: every metric eval.py knows, in report order, with what it needs and the fewest windows it can be
+computed with; the check of a requested list. This module is light on purpose (no numpy, no torch):
+`dataloader/config/eval_schema.py` reads the names from here when a config loads, so the config's list cannot
+drift from the registry. The function that computes each metric on one set is `evaluation.scorers.SCORERS[name]`.
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ METRICS: dict[str, MetricSpec] = {
                        labels=True),
     "trts": MetricSpec("the FCN trained on real train patients, tested on the synthetic windows (macro-F1)", 1,
                        labels=True, fcn=True),
-    # 10: the 80/20 split must leave at least 2 held-out windows per set (evaluation/discriminative.py)
+    # 10: the 80/20 split must leave at least 2 held-out windows per set (evaluation/metrics/discriminative.py)
     "discriminative": MetricSpec("TimeGAN discriminative score |acc - 0.5| of a post-hoc GRU", 10),
     "predictive": MetricSpec("TimeGAN predictive score: MAE of a GRU trained on synthetic, tested on real", 2),
     "dtw": MetricSpec("mean dependent-DTW distance to the nearest real reference window", 1),

@@ -114,8 +114,8 @@ def _synthetic(cfg: Config, model_file: Path, labels_pool: np.ndarray, ds: Any) 
 def _fcn(cfg: Config, ds: Any, log: Any) -> Any:
     """The DOMIAS feature extractor: privacy.fcn, or an FCN trained on the reference patients (cached)."""
     from dataloader.dataset import WindowDataset
-    from evaluation.fcn import train_fcn
-    from evaluation.fcn_io import extractor_meta, file_sha256, load_extractor, save_extractor
+    from evaluation.fcn.model import train_fcn
+    from evaluation.fcn.weights import extractor_meta, file_sha256, load_extractor, save_extractor
 
     pc = cfg.privacy
     if pc.fcn:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from evaluation.prep import block_mean, block_size_for
+from evaluation.metrics.prep import block_mean, block_size_for
 
 
 def shift_tolerant_dcr(real: np.ndarray, synth: np.ndarray, max_shift: int, chunk: int = 512) -> np.ndarray:

@@ -3,7 +3,7 @@
 A generator that memorises puts more synthetic density on its training records than the population has
 there. The attacker holds the synthetic windows, reference windows of patients known to be outside the
 training set (privacy.reference_splits), and the candidates' windows. All are mapped to FCN features (the
-128-d global-pooled layer of the FCN of FCN-FID, evaluation/fcn.py), standardised and projected onto the
+128-d global-pooled layer of the FCN of FCN-FID, evaluation/fcn/model.py), standardised and projected onto the
 reference's first `dims` principal components; Gaussian kernel densities are fitted to the synthetic and to
 the reference features, each with the bandwidth (a factor of the data's covariance) of highest leave-one-out
 likelihood: a generator that copies records has near-duplicates in its output, so its own density gets a
@@ -66,6 +66,6 @@ def domias_scores(pop_feats: np.ndarray, patients: np.ndarray, n_patients: int, 
 
 def fcn_features_fn(model: Any, to_physical: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
     """Scaled windows (N, C, L) -> FCN features (N, 128) (the FCN takes physical units)."""
-    from evaluation.fcn import features
+    from evaluation.fcn.model import features
 
     return lambda x: features(model, to_physical(x).astype(np.float32))

@@ -24,9 +24,9 @@ import numpy as np
 
 from dataloader.errors import UserError
 
+from . import METRICS
 from .discriminative import gru_hidden, init_readout, prepare_pair
 from .gru import Adam, BatchedGRU, sigmoid_, small_math
-from .metrics import METRICS
 from .parallel import map_groups
 
 MIN_WINDOWS = METRICS["predictive"].min_windows

@@ -15,7 +15,7 @@ import numpy as np
 
 from dataloader.errors import UserError
 
-from .fcn import FCN, predict_proba, train_fcn
+from ..fcn.model import FCN, predict_proba, train_fcn
 
 
 def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> float:

@@ -16,7 +16,7 @@ Protocol (defaults = the spec):
 - every channel is scaled to [0, 1] with the min and max of the REAL windows (after block means); synthetic
   data is scaled with the same numbers, so it may fall outside [0, 1] (TimeGAN scales each set on its own,
   which would hide a level shift).
-The runs are trained together as one batched numpy GRU (evaluation/gru.py) for speed on CPUs, optionally split
+The runs are trained together as one batched numpy GRU (evaluation/metrics/gru.py) for speed on CPUs, optionally split
 over `workers` processes.
 """
 from __future__ import annotations
@@ -27,8 +27,8 @@ import numpy as np
 
 from dataloader.errors import UserError
 
+from . import MIN_WINDOWS
 from .gru import Adam, BatchedGRU, init_params, sigmoid_, small_math
-from .metrics import MIN_WINDOWS
 from .parallel import map_groups
 from .prep import as_windows, block_mean, block_size_for, minmax_apply, minmax_fit, same_shape_tail
 
@@ -57,7 +57,7 @@ def prepare_pair(real: np.ndarray, synth: np.ndarray, where: str, max_steps: int
 
 
 def _time_major(x: np.ndarray) -> np.ndarray:
-    """`(R, B, C, L)` -> `(L, R, C, B)` contiguous, the layout of evaluation/gru.py."""
+    """`(R, B, C, L)` -> `(L, R, C, B)` contiguous, the layout of evaluation/metrics/gru.py."""
     return np.ascontiguousarray(x.transpose(3, 0, 2, 1))
 
 

@@ -2,7 +2,7 @@
 
 One FCN per label column (docs/evaluation.md: "one FCN per label column"), trained on windows of the TRAIN patients,
 early-stopped on the VALIDATION patients, scored on the TEST patients. The file
-`<eval.fcn.dir>/<prepared stem>-<label>.safetensors` holds the weights and metadata (evaluation/fcn_io.py):
+`<eval.fcn.dir>/<prepared stem>-<label>.safetensors` holds the weights and metadata (evaluation/fcn/weights.py):
 the prepared file's sha256, the label spec (name and class names), the training settings and the test scores.
 A stored FCN is reused only when all of these match the current data and config; otherwise it is retrained.
 """
@@ -20,10 +20,10 @@ from dataloader.config.eval_schema import FCNConfig
 from dataloader.errors import UserError
 from dataloader.prepared import PreparedFile
 
-from .fcn import FCN, predict_proba, train_fcn
-from .fcn_io import extractor_meta, load_extractor, save_extractor
-from .real_data import data_sha256, real_subset
-from .tstr import macro_f1
+from ..metrics.tstr import macro_f1
+from ..real_data import data_sha256, real_subset
+from .model import FCN, predict_proba, train_fcn
+from .weights import extractor_meta, load_extractor, save_extractor
 
 
 def fcn_path(cfg: FCNConfig, prepared: str, label: str) -> Path:
@@ -114,7 +114,7 @@ def load_or_train(pf: PreparedFile, labels: list[str], cfg: FCNConfig, *, train_
                 out[label] = (model, meta)
                 continue
         if not train_missing:
-            raise UserError(str(path), f"no matching FCN ({why}); run python -m evaluation.train_fcn --config ...")
+            raise UserError(str(path), f"no matching FCN ({why}); run python -m evaluation.fcn.train --config ...")
         log(f"training the FCN for {label!r} ({why}) -> {path}")
         model, meta = train_label_fcn(pf, label, cfg, device=device, log=lambda m: log(f"  {label}: {m}"))
         path.parent.mkdir(parents=True, exist_ok=True)

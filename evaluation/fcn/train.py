@@ -1,7 +1,7 @@
 """Train the FCN feature extractors (one per label column) that eval.py uses for FCN-FID, FCN-IS, label
 accuracy and TRTS.
 
-    python -m evaluation.train_fcn --config configs/ctg/eval.yaml [--force] [key=value ...]
+    python -m evaluation.fcn.train --config configs/ctg/eval.yaml [--force] [key=value ...]
 
 Each FCN is trained on windows of the train patients of the prepared file (eval.prepared, default
 data.prepared), early-stopped on the validation patients, and scored on the test patients; it is saved to
@@ -18,14 +18,14 @@ from dataloader.cli import add_config_args, make_parser, run_main, set_threads
 
 def main(argv: Sequence[str] | None = None) -> int:
     doc = __doc__.split("\n\n")
-    p = make_parser("python -m evaluation.train_fcn", doc[0] + "\n\n" + doc[1], epilog="\n\n".join(doc[2:]))
+    p = make_parser("python -m evaluation.fcn.train", doc[0] + "\n\n" + doc[1], epilog="\n\n".join(doc[2:]))
     add_config_args(p)
     p.add_argument("--force", action="store_true", help="retrain even when a matching FCN is stored")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     a = p.parse_intermixed_args(argv)
     from dataloader.config import load_config
 
-    from .setup import eval_section, label_names, open_reference
+    from ..reference import eval_section, label_names, open_reference
 
     cfg = load_config(a.config, a.overrides)
     ev = eval_section(cfg)
@@ -39,7 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               "(eval.py then uses an autoencoder's features)", file=sys.stderr)
         return 0
     set_threads(a.threads)
-    from .fcn_store import fcn_path, load_or_train
+    from .store import fcn_path, load_or_train
 
     for label, (_, meta) in load_or_train(pf, labels, ev.fcn, force=a.force).items():
         print(f"{label}: {fcn_path(ev.fcn, pf.path, label)}  test accuracy {meta['test_accuracy']:.3f} "

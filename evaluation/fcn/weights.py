@@ -18,7 +18,7 @@ from torch import nn
 from dataloader.tensor_file import save_tensors
 from dataloader.errors import UserError
 
-from .fcn import FCN, ConvAutoencoder
+from .model import FCN, ConvAutoencoder
 
 FORMAT = 1
 META_KEY = "physiodiff"

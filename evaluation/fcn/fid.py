@@ -1,6 +1,6 @@
 """Fréchet distance and Inception Score on precomputed features / class probabilities.
 
-Pure functions on numpy arrays (docs/design.md section 7.8); the feature extractors live in `evaluation/fcn.py`.
+Pure functions on numpy arrays (docs/design.md section 7.8); the feature extractors live in `evaluation/fcn/model.py`.
 
 - `gaussian_stats(features (N, D)) -> (mu (D,), cov (D, D))`
 - `frechet_distance(mu1, s1, mu2, s2)`: ||mu1 - mu2||^2 + tr(s1 + s2 - 2 (s1 s2)^(1/2))

@@ -97,7 +97,7 @@ def embedding_plot(path: Path, real: np.ndarray, synth: np.ndarray, title: str, 
 
 def grid_plot(path: Path, synth_path: str, real_dataset: Any, n: int, seed: int) -> Path:
     """Synthetic windows of a generated file beside real reference windows with the same labels."""
-    from .sample_grid import plot_generated
+    from ..sample_grid import plot_generated
 
     return plot_generated(synth_path, real_dataset, path, n=n, seed=seed)
 
