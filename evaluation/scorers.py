@@ -106,23 +106,24 @@ def score_tstr(s: ScoredSet) -> dict:
     return out
 
 
-def score_discriminative(s: ScoredSet) -> dict:
+def _gru_score(s: ScoredSet, metric: str, score_fn: Any, keys: tuple[str, ...]) -> dict:
+    """The TimeGAN-protocol GRU score `metric` (discriminative or predictive: same settings, same call)."""
     ev = s.ctx.ev
-    d = ev.discriminative
-    with metric_bar(f"{s.name}: discriminative score ({d.runs} runs x {d.iterations} it)"):
-        r = discriminative_score(s.ctx.ref.x, s.x, iterations=d.iterations, batch=d.batch, runs=d.runs,
-                                 max_steps=d.max_steps, seed=ev.seed, workers=ev.workers)
-    return {k: r[k] for k in ("mean", "std", "scores", "block", "steps", "hidden", "n_per_set", "iterations", "runs")}
+    d = getattr(ev, metric)
+    with metric_bar(f"{s.name}: {metric} score ({d.runs} runs x {d.iterations} it)"):
+        r = score_fn(s.ctx.ref.x, s.x, iterations=d.iterations, batch=d.batch, runs=d.runs,
+                     max_steps=d.max_steps, seed=ev.seed, workers=ev.workers)
+    return {k: r[k] for k in keys}
+
+
+def score_discriminative(s: ScoredSet) -> dict:
+    return _gru_score(s, "discriminative", discriminative_score,
+                      ("mean", "std", "scores", "block", "steps", "hidden", "n_per_set", "iterations", "runs"))
 
 
 def score_predictive(s: ScoredSet) -> dict:
-    ev = s.ctx.ev
-    d = ev.predictive
-    with metric_bar(f"{s.name}: predictive score ({d.runs} runs x {d.iterations} it)"):
-        r = predictive_score(s.ctx.ref.x, s.x, iterations=d.iterations, batch=d.batch, runs=d.runs,
-                             max_steps=d.max_steps, seed=ev.seed, workers=ev.workers)
-    return {k: r[k] for k in ("mean", "std", "maes", "block", "steps", "hidden", "target_channel", "iterations",
-                              "runs")}
+    return _gru_score(s, "predictive", predictive_score,
+                      ("mean", "std", "maes", "block", "steps", "hidden", "target_channel", "iterations", "runs"))
 
 
 def score_dtw(s: ScoredSet) -> dict:
