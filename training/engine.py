@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
@@ -49,7 +50,7 @@ class TrainResult:
     is_main: bool = True                        # this is the main process (the one that reports)
 
 
-class TrainTask:
+class TrainTask(ABC):
     """What one model kind adds to the engine. Attributes the engine reads (set them in `__init__` or
     `prepare`); methods it calls, in this order: prepare, check_resume + load (resumed runs), start, then
     step per optimizer step and flush + epoch_end (+ plot) at each epoch end or stop, state / rank_tensors /
@@ -81,14 +82,14 @@ class TrainTask:
     def load(self, st: dict[str, Any], rank_tensors: dict[str, torch.Tensor]) -> None:
         """Restore the task's own checkpointed state (LR schedules, DP state)."""
 
+    @abstractmethod
     def start(self, run: "Run") -> str:
         """Begin the data at `run.st["consumed"]`; returns the line the main process prints."""
-        raise NotImplementedError
 
+    @abstractmethod
     def step(self, run: "Run") -> tuple[Any, int]:
         """One optimizer step (run.st["step"] is the step's number); adds to run.st's loss_sum / loss_n (or
         to its own sums, see flush); returns (losses for the bar, windows trained on by all processes)."""
-        raise NotImplementedError
 
     def postfix(self, losses: Any) -> dict[str, str]:
         return {}
@@ -96,10 +97,10 @@ class TrainTask:
     def flush(self, run: "Run") -> None:
         """Move loss sums kept on the device into run.st (at each epoch end or stop)."""
 
+    @abstractmethod
     def epoch_end(self, run: "Run", windows_per_s: float) -> tuple[dict[str, Any], str]:
         """Validate; returns the log row's fields besides step, epoch, train_loss, windows_per_s and
         elapsed_s, and the line the bar writes."""
-        raise NotImplementedError
 
     def plot(self, run: "Run", epoch: int) -> None:
         """Draw plots/epoch-XXXX.png (main process)."""
@@ -112,9 +113,9 @@ class TrainTask:
         """This process's checkpointed tensors besides the generator state."""
         return {}
 
+    @abstractmethod
     def write_file(self, run: "Run", path: Path) -> None:
         """Write the inference file to `path`."""
-        raise NotImplementedError
 
 
 def train_threads(n: Optional[int], local_world: int) -> int:
