@@ -112,7 +112,7 @@ def preflight(runs: list[StageRun]) -> list[Prebuilt]:
     from first_stage import build_first_stage
 
     from .model import build_diffusion
-    from .superres import build_sr_for
+    from .superres import build_sr
 
     files: dict[str, Any] = {}
     built = []
@@ -128,7 +128,7 @@ def preflight(runs: list[StageRun]) -> list[Prebuilt]:
         elif r.stage == "diffusion":
             model = build_diffusion(r.cfg.model, c, n, labels)
         else:
-            model = build_sr_for(r.cfg)(r.cfg.sr.model, c, n, labels)
+            model = build_sr(r.cfg, c, n, labels, float(ds.fs))  # ds: the full-rate file (sr_config)
         built.append(Prebuilt(files[path], model, torch.get_rng_state()))
     return built
 

@@ -172,12 +172,14 @@ def build_sr(cfg: Config, channels: int, length: int, label_classes: Sequence[in
 
 
 def build_sr_for(cfg: Config) -> Any:
-    """train()'s `build` for the SR stage of `cfg` (from diffusion.stages.sr_config): reads the full rate
-    from the prepared file."""
-    from dataloader.dataset import WindowDataset
+    """train()'s `build` for the SR stage of `cfg` (from diffusion.stages.sr_config). It reads the full rate
+    from the prepared file only when called: a run whose model the preflight built never opens it again."""
+    def build(_model_cfg: Any, c: int, n: int, labels: Sequence[int]) -> SRDiffusionModel:
+        from dataloader.dataset import WindowDataset
 
-    fine_fs = float(WindowDataset(cfg.data.prepared, "train").fs)
-    return lambda _model_cfg, c, n, labels: build_sr(cfg, c, n, labels, fine_fs)
+        return build_sr(cfg, c, n, labels, float(WindowDataset(cfg.data.prepared, "train").fs))
+
+    return build
 
 
 def check_sr_config(cfg: Config, fine_fs: float, fine_len: int) -> None:
