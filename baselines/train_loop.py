@@ -22,14 +22,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-import numpy as np
 import torch
 
 from dataloader.config import Config
 from dataloader.config.baseline_schema import BaselineConfig
 from dataloader.config.typed import to_dict
 from dataloader.errors import UserError
-from training.data import epoch_steps_for, label_titles, training_data
+from training.data import epoch_steps_for, label_titles, plot_batch, spread, training_data, val_generator
 from training.engine import Run, TrainResult, TrainTask, check_fresh, ema_weights, run_training, train_threads
 from training.lr_schedule import LRSchedule
 from training.model_file import save_model_file
@@ -45,11 +44,6 @@ def _model_config(cfg: Config) -> dict[str, Any]:
 
 # plot_fn(path, synthetic (M, C, L), fs, channels, real=(N, C, L), synthetic_titles=..., real_titles=..., title=...)
 PlotFn = Callable[..., Any]
-
-
-def _spread(n: int, k: int) -> np.ndarray:
-    """k indices spread evenly over range(n) (fewer when n < k), the same ones every epoch."""
-    return np.unique(np.linspace(0, n - 1, min(n, k)).round().astype(np.int64)) if n else np.zeros(0, np.int64)
 
 
 class BaselineTask(TrainTask):
@@ -69,7 +63,7 @@ class BaselineTask(TrainTask):
         torch.manual_seed(tc.seed)  # the same initial weights in every rerun
         self.model = build_baseline(cfg, len(train_ds.channels), int(train_ds.window_len),
                                     list(train_ds.label_classes))
-        self.val_idx = _spread(len(self.data.val), tc.val_batches * tc.batch_size)
+        self.val_idx = spread(len(self.data.val), tc.val_batches * tc.batch_size)
         self.losses: dict[str, float] = {}
 
     def prepare(self, acc: Any) -> None:
@@ -139,7 +133,7 @@ class BaselineTask(TrainTask):
             for b in range(0, len(self.val_idx), tc.batch_size):
                 idx = self.val_idx[b:b + tc.batch_size]
                 x, y, _ = self.data.val.get_batch(idx)
-                g = torch.Generator(device=device).manual_seed(tc.seed * 7919 + 1_000_003 + int(idx[0]))
+                g = val_generator(tc.seed, idx[0], device)
                 tot += float(model.validation_loss(x.to(device), y.to(device), g)) * len(idx)
                 n += len(idx)
         model.train()
@@ -147,8 +141,7 @@ class BaselineTask(TrainTask):
 
     def plot(self, run: Run, epoch: int) -> None:
         model, spec, d = self.model, self.data.spec, self.data
-        ds, pool = (d.val, self.val_idx) if len(self.val_idx) else (d.train, np.arange(len(d.train)))
-        x, y, _ = ds.get_batch(pool[_spread(len(pool), self.tc.plot_samples)])
+        ds, x, y = plot_batch(d.val, self.val_idx, d.train, self.tc.plot_samples)
         with torch.random.fork_rng(devices=[]), ema_weights(model, run.ema):  # plots never touch training RNG
             syn = model.sample(len(y), y.to(run.acc.device), seed=self.tc.seed)
         model.train()

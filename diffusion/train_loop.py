@@ -22,7 +22,6 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
@@ -32,7 +31,7 @@ from dataloader.dataset import WindowDataset
 from dataloader.errors import UserError
 from dataloader.subset import window_patient_numbers
 from first_stage import load_trained_first_stages
-from training.data import epoch_steps_for, label_titles, training_data
+from training.data import epoch_steps_for, label_titles, plot_batch, spread, training_data, val_generator
 from training.data_order import WindowOrder
 from training.engine import Run, TrainResult, TrainTask, check_fresh, ema_weights, run_training, train_threads
 from training.lr_schedule import LRSchedule
@@ -75,11 +74,6 @@ class _Endless:
 
     def __iter__(self):  # type: ignore[no-untyped-def]
         return self.order.batches(self.start)
-
-
-def spread(n: int, k: int) -> np.ndarray:
-    """k indices spread evenly over range(n) (fewer when n < k), the same ones every epoch."""
-    return np.unique(np.linspace(0, n - 1, min(n, k)).round().astype(np.int64)) if n else np.zeros(0, np.int64)
 
 
 class DiffusionTask(TrainTask):
@@ -215,7 +209,7 @@ class DiffusionTask(TrainTask):
             for b in range(0, len(mine), tc.batch_size):
                 idx = mine[b:b + tc.batch_size]
                 x, y, _ = self.data.val.get_batch(idx)
-                g = torch.Generator(device=acc.device).manual_seed(tc.seed * 7919 + 1_000_003 + int(idx[0]))
+                g = val_generator(tc.seed, idx[0], acc.device)
                 loss = model.training_loss(x.to(acc.device), y.to(acc.device), generator=g)
                 tot += torch.tensor([float(loss) * len(idx), len(idx)], dtype=torch.float64, device=acc.device)
         model.train()
@@ -224,9 +218,7 @@ class DiffusionTask(TrainTask):
 
     def plot(self, run: Run, epoch: int) -> None:
         tc, model, spec, device = self.tc, self.model, self.data.spec, run.acc.device
-        ds, pool = (self.data.val, self.val_idx) if len(self.val_idx) else (self.data.train, np.arange(len(self.data.train)))
-        # windows spread over the pool (so over patients and classes), the same ones every epoch
-        x, y, _ = ds.get_batch(pool[spread(len(pool), tc.plot_samples)])
+        ds, x, y = plot_batch(self.data.val, self.val_idx, self.data.train, tc.plot_samples)
         model.eval()
         with torch.random.fork_rng(devices=[]), ema_weights(model, run.ema):  # plots never touch training RNG
             syn = model.sample(len(y), y.to(device), sampler=tc.plot_sampler, steps=tc.plot_steps,

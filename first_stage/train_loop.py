@@ -23,7 +23,7 @@ import torch
 from dataloader.config import Config
 from dataloader.config.typed import to_dict
 from dataloader.errors import UserError
-from training.data import open_splits
+from training.data import channel_desc, open_splits, plot_batch, spread
 from training.data_order import WindowOrder
 from training.engine import Run, TrainResult, TrainTask, check_fresh, run_training, train_threads
 from training.lr_schedule import LRSchedule
@@ -72,11 +72,6 @@ def _crop(x: torch.Tensor, n: Optional[int], gen: torch.Generator) -> torch.Tens
     return torch.gather(x, 2, idx[:, None, :].expand(-1, x.shape[1], -1))
 
 
-def _spread(n: int, k: int) -> np.ndarray:
-    """k indices spread evenly over range(n) (fewer when n < k), the same ones every epoch."""
-    return np.unique(np.linspace(0, n - 1, min(n, k)).round().astype(np.int64)) if n else np.zeros(0, np.int64)
-
-
 class FirstStageTask(TrainTask):
     """A learned first stage's step and hooks for training/engine.py (no EMA; log.csv adds per-channel
     reconstruction errors; a stop inside an epoch also validates and logs)."""
@@ -109,7 +104,7 @@ class FirstStageTask(TrainTask):
                             *[f"rmse_{n}" for n in self.names], *[f"prd_{n}" for n in self.names])
         self.order = WindowOrder(len(self.train_ds), self.ft.batch_size, tc.seed, acc.process_index, acc.num_processes)
         self.scale_order = WindowOrder(len(self.train_ds), self.ft.batch_size, tc.seed + 1)  # fixed latent-scale batches
-        self.val_idx = _spread(len(self.val_ds), max(1, tc.val_batches) * self.ft.batch_size * acc.num_processes)
+        self.val_idx = spread(len(self.val_ds), max(1, tc.val_batches) * self.ft.batch_size * acc.num_processes)
 
     def prepare(self, acc: Any) -> None:
         ft, tc, stage = self.ft, self.tc, self.stage
@@ -204,8 +199,7 @@ class FirstStageTask(TrainTask):
 
     def plot(self, run: Run, epoch: int) -> None:
         fc, stage = self.fc, self.stage
-        ds, pool = (self.val_ds, self.val_idx) if len(self.val_idx) else (self.train_ds, np.arange(len(self.train_ds)))
-        x, _, _ = ds.get_batch(pool[_spread(len(pool), self.tc.plot_samples)])
+        ds, x, _ = plot_batch(self.val_ds, self.val_idx, self.train_ds, self.tc.plot_samples)
         stage.eval()
         with torch.no_grad():
             r = stage(x.to(run.acc.device)).float().clamp(-1, 1).cpu()
@@ -219,8 +213,7 @@ class FirstStageTask(TrainTask):
 
     def write_file(self, run: Run, path: Path) -> None:
         stage, ds, device = self.stage, self.train_ds, run.acc.device
-        data_desc = {"channels": [{"name": c["name"], "unit": c.get("unit", ""), "range": list(c["range"])}
-                                  for c in ds.channels], "fs": float(ds.fs), "window_len": int(ds.window_len)}
+        data_desc = {"channels": channel_desc(ds), "fs": float(ds.fs), "window_len": int(ds.window_len)}
         stage.eval()
         with torch.no_grad():
             batches = (ds.get_batch(i)[0].to(device) for _, i in

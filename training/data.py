@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 
+import numpy as np
 import torch
 
 from dataloader.class_csv import count_label_rows, label_text
@@ -32,10 +33,14 @@ def check_data(ds: WindowDataset, cfg: Config) -> None:
                                            "prepare the data again with this config")
 
 
+def channel_desc(ds: WindowDataset) -> list[dict[str, Any]]:
+    """The channels as every trained file records them: name, unit, range."""
+    return [{"name": c["name"], "unit": c.get("unit", ""), "range": list(c["range"])} for c in ds.channels]
+
+
 def data_spec(ds: WindowDataset, manifest_sha256: str) -> DataSpec:
     """The data description stored in every model file: channels, rate, window length, labels."""
-    return DataSpec(channels=[{"name": c["name"], "unit": c.get("unit", ""), "range": list(c["range"])}
-                              for c in ds.channels],
+    return DataSpec(channels=channel_desc(ds),
                     fs=float(ds.fs), window_len=int(ds.window_len), label_names=list(ds.label_names),
                     class_names=[list(c) for c in ds.class_names],
                     label_counts=count_label_rows(ds.labels).tolist(), manifest_sha256=manifest_sha256)
@@ -49,6 +54,26 @@ def epoch_steps_for(cfg: Config, n_train: int, world: int) -> int:
         return tc.epoch_steps
     one_pass = max(1, n_train // (tc.batch_size * tc.grad_accum * world))
     return max(1, min(one_pass, 2000, math.ceil(tc.max_steps / 10)))
+
+
+def spread(n: int, k: int) -> np.ndarray:
+    """k indices spread evenly over range(n) (fewer when n < k), the same ones every epoch."""
+    return np.unique(np.linspace(0, n - 1, min(n, k)).round().astype(np.int64)) if n else np.zeros(0, np.int64)
+
+
+def val_generator(seed: int, first_index: int, device: Any) -> torch.Generator:
+    """The fixed generator of the validation batch that starts at window `first_index`: the same noise every
+    epoch, so validation losses compare across epochs."""
+    return torch.Generator(device=device).manual_seed(seed * 7919 + 1_000_003 + int(first_index))
+
+
+def plot_batch(val: WindowDataset, val_idx: np.ndarray, train: WindowDataset, k: int
+               ) -> tuple[WindowDataset, torch.Tensor, torch.Tensor]:
+    """(dataset, x (k, C, L), labels (k, n)) of the epoch plots: k of the fixed validation windows (spread over
+    patients and classes, the same every epoch), or of the training windows when there is no validation."""
+    ds, pool = (val, val_idx) if len(val_idx) else (train, np.arange(len(train)))
+    x, y, _ = ds.get_batch(pool[spread(len(pool), k)])
+    return ds, x, y
 
 
 def label_titles(y: torch.Tensor, spec: DataSpec) -> list[str]:
@@ -65,16 +90,13 @@ class TrainingData:
     spec: DataSpec                              # channels, rate, window length, labels, manifest hash
     order: WindowOrder                          # batch order: a pure function of (seed, micro-batch number)
 
-    def __iter__(self) -> Iterator[Any]:
-        return iter((self.train, self.val, self.spec, self.order))
 
-
-def open_splits(cfg: Config, opened: Optional[PreparedFile | WindowDataset] = None
-                ) -> tuple[WindowDataset, WindowDataset]:
-    """The train and val splits of `cfg.data.prepared` (or of `opened`, the same file already read),
-    checked against the config's channels."""
+def open_splits(cfg: Config, opened: Optional[PreparedFile | WindowDataset] = None,
+                patients: Optional[list[str]] = None) -> tuple[WindowDataset, WindowDataset]:
+    """The train split (only `patients`' windows when given) and the val split of `cfg.data.prepared` (or of
+    `opened`, the same file already read), checked against the config's channels."""
     source = opened.file if isinstance(opened, WindowDataset) else (opened or cfg.data.prepared)
-    train_ds = WindowDataset(source, "train")
+    train_ds = patient_subset(WindowDataset(source, "train"), patients)
     val_ds = WindowDataset(train_ds.file, "val")
     check_data(train_ds, cfg)
     return train_ds, val_ds
@@ -84,12 +106,9 @@ def training_data(cfg: Config, rank: int = 0, world: int = 1,
                   opened: Optional[PreparedFile | WindowDataset] = None) -> TrainingData:
     """Open the prepared file's train (restricted to `train.patients` when set) and val splits (`opened`: the
     file already read), check them against the config, and build the data order of process `rank` of `world`
-    (balanced by `data.balance_by`). Unpacks as `train_ds, val_ds, spec, order`."""
+    (balanced by `data.balance_by`)."""
     tc = cfg.train
-    source = opened.file if isinstance(opened, WindowDataset) else (opened or cfg.data.prepared)
-    train_ds = patient_subset(WindowDataset(source, "train"), getattr(tc, "patients", None))
-    val_ds = WindowDataset(train_ds.file, "val")
-    check_data(train_ds, cfg)
+    train_ds, val_ds = open_splits(cfg, opened, getattr(tc, "patients", None))
     if len(val_ds) == 0 and tc.lr_schedule == "plateau":
         raise UserError("train.lr_schedule", "plateau needs validation windows, and the val split has none")
     spec = data_spec(train_ds, str(getattr(train_ds.file, "manifest_sha256", "")))
