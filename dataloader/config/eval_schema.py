@@ -9,14 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
-from evaluation.metrics import METRIC_NAMES
+from evaluation.metrics import METRICS as _REGISTRY
 
 from ..errors import UserError
 from .loader import register_section
 from .typed import limits
 
 # every metric eval.py knows, in report order (docs/evaluation.md section 1)
-METRICS = list(METRIC_NAMES)
+METRICS = list(_REGISTRY)
 
 
 @dataclass

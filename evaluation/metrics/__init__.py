@@ -45,9 +45,6 @@ METRICS: dict[str, MetricSpec] = {
     "signal": MetricSpec("per channel: step-to-step roughness vs real, and the share of windows touching the "
                          "range limits", 1),
 }
-METRIC_NAMES = list(METRICS)                                        # report order
-DESCRIPTIONS = {m: s.description for m, s in METRICS.items()}
-MIN_WINDOWS = {m: s.min_windows for m, s in METRICS.items()}
 LABEL_METRICS = tuple(m for m, s in METRICS.items() if s.labels)    # need the synthetic windows' labels
 FCN_METRICS = tuple(m for m, s in METRICS.items() if s.fcn)         # need the trained FCNs
 
@@ -63,5 +60,5 @@ def check_metrics(names: list[str], where: str = "--metrics") -> list[str]:
 def check_counts(metrics: list[str], n: int, what: str) -> None:
     """UserError when `n` windows are fewer than a requested metric needs (says how many)."""
     for m in metrics:
-        if n < MIN_WINDOWS[m]:
-            raise UserError(what, f"has {n} windows; the metric {m!r} needs at least {MIN_WINDOWS[m]}")
+        if n < METRICS[m].min_windows:
+            raise UserError(what, f"has {n} windows; the metric {m!r} needs at least {METRICS[m].min_windows}")

@@ -27,12 +27,12 @@ import numpy as np
 
 from dataloader.errors import UserError
 
-from . import MIN_WINDOWS
+from . import METRICS
 from .gru import Adam, BatchedGRU, init_params, sigmoid_, small_math
 from .parallel import map_groups
 from .prep import as_windows, block_mean, block_size_for, minmax_apply, minmax_fit, same_shape_tail
 
-MIN_PER_SET = MIN_WINDOWS["discriminative"]   # 80/20 split must leave at least 2 held-out windows per set
+MIN_PER_SET = METRICS["discriminative"].min_windows   # 80/20 split must leave at least 2 held-out windows per set
 
 
 def gru_hidden(channels: int) -> int:
