@@ -91,7 +91,7 @@ def _check_outputs(a: argparse.Namespace) -> Path:
     out = check_out_file(a.out, "--out")
     if out.suffix not in (".h5", ".hdf5"):
         raise UserError("--out", f"expected a .h5 file name (got {a.out!r})")
-    if not 1 <= a.plot_n <= 100:  # evaluation.sample_grid.MAX_PLOT_N
+    if not 1 <= a.plot_n <= 100:  # evaluation.sample_grid.MAX_PLOT_N (not imported here: it loads matplotlib)
         raise UserError("--plot_n", f"must be 1 to 100 (got {a.plot_n})")
     if a.plot is not None:
         check_out_dir(a.plot, "--plot")
@@ -106,12 +106,12 @@ def _check_outputs(a: argparse.Namespace) -> Path:
 
 def _plot(a: argparse.Namespace, path: Path, labels: object, real: object, seed: int) -> Path:
     """--plot: DIR/generated.png, --plot_n windows beside real test windows; with a class CSV, every request."""
-    from evaluation.sample_grid import plot_generated
+    from evaluation.sample_grid import MAX_PLOT_N, plot_generated
 
     cum = getattr(labels, "cum", None)  # a class CSV's requests: windows cum[r - 1] .. cum[r] - 1
     starts = None if cum is None else [0, *[int(c) for c in cum[:-1]]]
-    if starts is not None and len(starts) > 100:
-        print(f"note: the plot shows 100 of the {len(starts)} requested classes", file=sys.stderr)
+    if starts is not None and len(starts) > MAX_PLOT_N:
+        print(f"note: the plot shows {MAX_PLOT_N} of the {len(starts)} requested classes", file=sys.stderr)
     return plot_generated(path, real, Path(a.plot) / "generated.png", n=a.plot_n, seed=seed, starts=starts)
 
 
