@@ -65,7 +65,7 @@ def _parser():  # type: ignore[no-untyped-def]
 
 
 def _sample_args(cfg, a):  # type: ignore[no-untyped-def]
-    from dataloader.config.model_schema import SampleConfig
+    from diffusion.config import SampleConfig
     from diffusion.generation import SampleArgs
     from diffusion.samplers import list_samplers
 

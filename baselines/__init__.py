@@ -1,7 +1,7 @@
 """GAN / VAE baselines behind the diffusion models' train.py / generate.py interface (`model.type`):
 gan (gan.py), wgan_gp (wgan_gp.py), lstm_gan (lstm_gan.py), timegan (timegan.py), timevae (timevae.py).
 The interface is in base.py, the training task in train_loop.py, generate.py's part in generation.py;
-hyperparameters in the `baseline` config section (dataloader/config/baseline_schema.py).
+hyperparameters in the `baseline` config section (baselines/config.py).
 
 `BASELINES` is the registry (name -> class), as first_stage.FIRST_STAGES: the model files import base.py and
 nothing here, so imports flow one way (tests/test_import_graph.py).
@@ -37,7 +37,7 @@ def baseline_class(name: str) -> type[Baseline]:
 
 def build_baseline(cfg: Any, channels: int, length: int, label_classes: Sequence[int]) -> Baseline:
     """The baseline `cfg.model.type` with its `cfg.baseline.<type>` hyperparameters (defaults when absent)."""
-    from dataloader.config.baseline_schema import BaselineConfig
+    from baselines.config import BaselineConfig
 
     name = cfg.model.type
     cls = baseline_class(name)

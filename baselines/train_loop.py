@@ -25,7 +25,7 @@ from typing import Any, Callable, Optional
 import torch
 
 from dataloader.config import Config
-from dataloader.config.baseline_schema import BaselineConfig
+from baselines.config import BaselineConfig
 from dataloader.config.typed import to_dict
 from dataloader.errors import UserError
 from training.data import epoch_steps_for, label_titles, plot_batch, spread, training_data, val_generator

@@ -35,7 +35,7 @@ TARGETS = {"FHR": 3.0, "UC": 5.0}
 
 
 def _load_learned(out_dir: Path, c: int, n: int) -> Optional[tuple[Any, dict[str, Any]]]:
-    from dataloader.config.model_schema import FirstStageConfig
+    from first_stage.config import FirstStageConfig
     from first_stage import build_first_stage
     from first_stage.files import first_stage_file, read_first_stage_file
 

@@ -66,7 +66,7 @@ def child(setting: str, batches: Sequence[int], repeats: int) -> dict[str, Any]:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from dataloader.config.model_schema import ModelConfig
+    from diffusion.config import ModelConfig
     from diffusion.unet1d import UNet1D
 
     torch.set_num_threads(2)

@@ -14,7 +14,7 @@ generate.py applies. `--diagnose` also prints, per noise level, the denoiser's e
 the share of the added noise it leaves in its estimate (`left`): a denoiser that removes a fixed amount
 of noise, whatever the sample's own noise amplitude, leaves a noise floor in every sample.
 The training-recipe flags (`model.diffusion` keys min_snr_gamma, fourier_weight, and for --param edm
-sigma_data, p_mean, p_std; see dataloader/config/model_schema.py) go into the model's DiffusionConfig; the
+sigma_data, p_mean, p_std; see diffusion/config.py) go into the model's DiffusionConfig; the
 ones given are recorded under "recipe" in the results. EDM is meant with `--param edm --schedule edm`.
 """
 from __future__ import annotations
@@ -55,7 +55,7 @@ def build_model(param: str, schedule: str, channels: int, length: int, size: str
                 recipe: Optional[dict[str, Any]] = None) -> Any:
     """A DiffusionModel of the `size` preset with the given parameterisation, schedule and `model.diffusion`
     recipe keys (min_snr_gamma, fourier_weight, sigma_data, p_mean, p_std), checked as a config would be."""
-    from dataloader.config.model_schema import ModelConfig
+    from diffusion.config import ModelConfig
     from dataloader.config.typed import from_dict
     from diffusion.model import build_diffusion
 

@@ -1,6 +1,6 @@
 """Differentially private training (DP-SGD, Abadi et al. 2016) through Opacus, hooked into diffusion/train_loop.py.
 
-`train.dp` (dataloader/config/dp_schema.py) turns it on. What changes against plain training:
+`train.dp` (training/config.py) turns it on. What changes against plain training:
 - batches: Poisson sampling, a pure function of (seed, step) so that resume stays exact. `per_window`: each
   training window joins a step's batch with probability q = batch_size / windows. `per_patient`: each patient
   joins with probability q = batch_size / patients and brings ONE window, drawn uniformly from its windows;

@@ -112,7 +112,7 @@ def used_config_text(cfg: Config, meta: ModelMeta, args: SampleArgs, sr_meta: Op
     command-line overrides)."""
     import dataclasses
 
-    from dataloader.config.model_schema import SampleConfig
+    from diffusion.config import SampleConfig
 
     stored = {k: meta.config.get(k) for k in MODEL_SECTIONS if meta.config.get(k) is not None}
     if sr_meta is not None and cfg.get("sr") is not None and sr_meta.config.get("sr") is not None:

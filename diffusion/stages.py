@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from dataloader.config import Config
-from dataloader.config.model_schema import LEARNED_FIRST_STAGES
+from first_stage.config import LEARNED_FIRST_STAGES
 from dataloader.errors import UserError
 from first_stage.files import first_stage_file
 

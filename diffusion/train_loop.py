@@ -260,14 +260,9 @@ def train(cfg: Config, *,
     """Train `cfg.model` on `cfg.data.prepared` as `cfg.train` says; returns how it ended."""
     from accelerate import Accelerator
 
-    from .samplers import list_samplers
-
     tc = cfg.train
     if tc is None or cfg.get("model") is None:
         raise UserError(cfg.path or "config", "training needs the `model` and `train` sections")
-    if tc.plot_every and tc.plot_sampler not in list_samplers():
-        raise UserError("train.plot_sampler", f"unknown sampler {tc.plot_sampler!r}; valid: "
-                                              f"{', '.join(list_samplers())}")
     # several processes (torchrun / accelerate launch --multi_gpu) on a machine without CUDA: accelerate takes
     # that for one process unless told cpu=True, which selects DDP over gloo
     cpu_ddp = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from dataloader.config.eval_schema import EvalConfig
+from evaluation.config import EvalConfig
 from dataloader.prepared import PreparedFile
 
 from .fcn.model import FCN, features_and_proba

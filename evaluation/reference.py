@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dataloader.config.eval_schema import EvalConfig, PhysioConfig
+from evaluation.config import EvalConfig, PhysioConfig
 from dataloader.errors import UserError
 from dataloader.prepared import PreparedFile
 

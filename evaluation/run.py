@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from dataloader.atomic import check_out_dir, write_text_atomic
-from dataloader.config.eval_schema import EvalConfig
+from evaluation.config import EvalConfig
 from dataloader.errors import UserError
 
 from .context import EvalContext, physio_names

@@ -15,7 +15,7 @@ from .sampling import SamplingFirstStage
 from .vae import VAEFirstStage
 from .vqvae import VQVAEFirstStage
 
-# name -> constructor(cfg, channels, length); names must match dataloader.config.model_schema.FIRST_STAGE_TYPES
+# name -> constructor(cfg, channels, length); model.first_stage.type is checked against these names at load
 FIRST_STAGES: dict[str, Callable[[Any, int, int], FirstStage]] = {
     "identity": lambda cfg, c, n: IdentityFirstStage(c, n),
     "sampling": lambda cfg, c, n: SamplingFirstStage(c, n, factor=cfg.factor, interp=cfg.interp),

@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import load as st_load, save as st_save
 
 from dataloader.config import loader
-from dataloader.config.model_schema import MODEL_TYPES, UNET_PRESETS, ModelConfig, SampleConfig
+from diffusion.config import UNET_PRESETS, ModelConfig, SampleConfig
 from dataloader.config.typed import from_dict
 from dataloader.errors import UserError
 from training.ema import EMA
@@ -32,9 +32,10 @@ def _randomise(model: torch.nn.Module, seed: int = 0) -> None:
 
 # ---- schema ------------------------------------------------------------------------------------------------
 def test_sections_are_registered_with_the_loader():
-    loader._load_optional_sections()
-    assert loader._SECTIONS["model"][0] is ModelConfig and loader._SECTIONS["sample"][0] is SampleConfig
-    assert MODEL_TYPES[0] == "diffusion" and {"gan", "wgan_gp", "lstm_gan", "timegan", "timevae"} <= set(MODEL_TYPES)
+    assert loader.section_class("model") is ModelConfig and loader.section_class("sample") is SampleConfig
+    with pytest.raises(UserError, match="unknown model type 'nope'; valid: diffusion, gan, wgan_gp, lstm_gan, "
+                                        "timegan, timevae, autoencoder$"):
+        from_dict(ModelConfig, {"type": "nope"}, "model", "f.yaml")
 
 
 def test_presets_and_overrides():

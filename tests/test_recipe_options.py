@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from dataloader.config.model_schema import ModelConfig
+from diffusion.config import ModelConfig
 from dataloader.config.typed import from_dict
 from dataloader.errors import UserError
 from diffusion.loss import L1Loss, L2Loss, draw_noise_levels, fourier_loss, min_snr_weight, resolve_fourier_weight

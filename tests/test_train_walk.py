@@ -58,11 +58,12 @@ def test_every_model_type_has_a_training_entry() -> None:
     """training.MODEL_KINDS names one callable entry per model type of the config, the baselines' one
     for exactly the registered baselines; an unknown kind is refused at model.type."""
     from baselines import list_baselines
-    from dataloader.config.model_schema import MODEL_TYPES
+    from dataloader.config.typed import from_dict
     from dataloader.errors import UserError
+    from diffusion.config import ModelConfig
     from training import MODEL_KINDS, trainer
 
-    assert sorted(MODEL_KINDS) == sorted(MODEL_TYPES)
+    assert [from_dict(ModelConfig, {"type": k}, "model", "f.yaml").type for k in MODEL_KINDS] == list(MODEL_KINDS)
     assert sorted(k for k, v in MODEL_KINDS.items() if v.startswith("baselines.")) == sorted(list_baselines())
     assert all(callable(trainer(k)) for k in MODEL_KINDS)
     with pytest.raises(UserError, match="model.type"):

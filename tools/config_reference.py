@@ -1,7 +1,7 @@
 """Print the config reference (every section, key, type, default and comment) as markdown.
 
-The reference is generated from the schema dataclasses in `dataloader/config/*_schema.py` and their
-trailing comments, so it cannot drift from the code. Its copy lives in docs/config_reference.md, between the
+The reference is generated from the section dataclasses (`dataloader.config.loader.SECTIONS`: each package's
+`config.py`) and their trailing comments, so it cannot drift from the code. Its copy lives in docs/config_reference.md, between the
 BEGIN and END markers; `python -m tools.config_reference --check` fails (exit 1) when that copy is stale, and
 tests/test_config_reference.py runs that check.
     python -m tools.config_reference                 # print
@@ -21,7 +21,7 @@ from typing import Sequence
 
 from dataloader.cli import make_parser, run_main
 from dataloader.config import loader as cfg_loader
-from dataloader.config.typed import _type_name
+from dataloader.config.typed import _type_name, registry_names
 from dataloader.atomic import write_text_atomic
 from dataloader.errors import UserError
 
@@ -73,7 +73,10 @@ def _rows(cls: type, prefix: str, seen: set) -> list[str]:
     for f in dataclasses.fields(cls):
         tp = hints[f.name]
         key = f"{prefix}.{f.name}"
-        rows.append(f"| `{key}` | {_type_name(tp).replace('|', 'or')} | {_default(f)} | {comments.get(f.name, '')} |")
+        kind = _type_name(tp).replace('|', 'or')
+        if "one_of" in f.metadata:  # a name from a registry: list the names it accepts today
+            kind += f" ({f.metadata.get('what', 'name')}: {', '.join(registry_names(f.metadata['one_of']))})"
+        rows.append(f"| `{key}` | {kind} | {_default(f)} | {comments.get(f.name, '')} |")
         inner = [a for a in (typing.get_args(tp) or (tp,)) if dataclasses.is_dataclass(a)]
         for a in typing.get_args(tp):
             inner += [b for b in typing.get_args(a) if dataclasses.is_dataclass(b)]
@@ -88,12 +91,11 @@ def _rows(cls: type, prefix: str, seen: set) -> list[str]:
 
 def reference() -> str:
     """The markdown reference of every registered config section."""
-    cfg_loader._load_optional_sections()
     parts = []
-    # sorted (required first, then by name): registration order follows import order, which differs between a
-    # fresh process and a test run that imported the baselines first
-    sections = sorted(cfg_loader._SECTIONS.items(), key=lambda kv: (not kv[1][1], kv[0]))
-    for name, (cls, required) in sections:
+    # sorted (required first, then by name), as the reference has always been
+    sections = sorted(cfg_loader.SECTIONS.items(), key=lambda kv: (not kv[1][1], kv[0]))
+    for name, (_, required) in sections:
+        cls = cfg_loader.section_class(name)
         doc = (inspect.getdoc(cls) or "").splitlines()[0]
         parts.append(f"### `{name}`{' (required)' if required else ''}\n\n{doc}\n")
         parts.append("| key | type | default | meaning |\n| --- | --- | --- | --- |")

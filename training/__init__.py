@@ -25,12 +25,12 @@ _STAGES = "diffusion.stages:run_stages"            # learned first stage(s), dif
 _BASELINE = "baselines.train_loop:train_baseline"  # one run of a GAN / VAE baseline
 MODEL_KINDS: dict[str, str] = {
     "diffusion": _STAGES,
-    "autoencoder": _STAGES,                        # a learned first stage alone
     "gan": _BASELINE,
     "wgan_gp": _BASELINE,
     "lstm_gan": _BASELINE,
     "timegan": _BASELINE,
     "timevae": _BASELINE,
+    "autoencoder": _STAGES,                        # a learned first stage alone
 }
 
 

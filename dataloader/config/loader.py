@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -13,25 +14,29 @@ from .data_schema import DataConfig
 from .typed import from_dict, to_dict
 from .yaml_io import apply_override, load_with_includes, parse_yaml
 
-# Further sections (model, train, sample, eval, privacy, ...) are registered here by their schema
-# modules in this package, so one validation sees every key. See `register_section`.
-_SECTIONS: dict[str, tuple[type, bool]] = {"data": (DataConfig, True)}
+# Every top-level section: name -> (its dataclass, or "module:Class" beside the code it configures; required).
+# The later sections are named, not imported: their packages (diffusion/, training/, ...) import dataloader/,
+# so importing them here would be a circle (the style of training.MODEL_KINDS). The order is the order of the
+# resolved config text saved with every output.
+SECTIONS: dict[str, tuple[type | str, bool]] = {
+    "data": (DataConfig, True),
+    "model": ("diffusion.config:ModelConfig", False),
+    "sample": ("diffusion.config:SampleConfig", False),
+    "train": ("training.config:TrainConfig", False),
+    "sr": ("diffusion.config:SRConfig", False),
+    "baseline": ("baselines.config:BaselineConfig", False),
+    "eval": ("evaluation.config:EvalConfig", False),
+    "privacy": ("evaluation.privacy.config:PrivacyConfig", False),
+}
 
 
-def register_section(name: str, cls: type, required: bool = False) -> None:
-    """Declare a top-level config section and its dataclass."""
-    _SECTIONS[name] = (cls, required)
-
-
-def _load_optional_sections() -> None:
-    # schema modules of later sections live beside this file; importing them registers them
-    import importlib
-    import pkgutil
-
-    pkg = Path(__file__).parent
-    for m in pkgutil.iter_modules([str(pkg)]):
-        if m.name.endswith("_schema"):
-            importlib.import_module(f"{__package__}.{m.name}")
+def section_class(name: str) -> type:
+    """The dataclass of top-level section `name` (imported on first use)."""
+    cls = SECTIONS[name][0]
+    if isinstance(cls, str):
+        module, attr = cls.split(":")
+        cls = getattr(importlib.import_module(module), attr)
+    return cls
 
 
 @dataclass
@@ -69,19 +74,18 @@ class Config:
 
 
 def _validate(data: dict[str, Any], src: str) -> dict[str, Any]:
-    _load_optional_sections()
-    unknown = [k for k in data if k not in _SECTIONS]
+    unknown = [k for k in data if k not in SECTIONS]
     if unknown:
         k = unknown[0]
         where = getattr(data, "where", {}).get(str(k), src)
-        raise UserError(f"{where}: {k}", f"unknown section {k!r}; valid sections: {', '.join(sorted(_SECTIONS))}")
+        raise UserError(f"{where}: {k}", f"unknown section {k!r}; valid sections: {', '.join(sorted(SECTIONS))}")
     out: dict[str, Any] = {}
-    for name, (cls, required) in _SECTIONS.items():
+    for name, (_, required) in SECTIONS.items():
         if name not in data:
             if required:
                 raise UserError(src, f"required section {name!r} is missing")
             continue
-        out[name] = from_dict(cls, data[name], name, src)
+        out[name] = from_dict(section_class(name), data[name], name, src)
     return out
 
 

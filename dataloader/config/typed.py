@@ -2,13 +2,17 @@
 
 A section is a dataclass; each field's type hint is checked (int, float, str, bool, Literal, Optional,
 Union, list[...], tuple[...], dict[str, ...], nested dataclasses). Field metadata adds limits:
-`field(metadata=limits(gt=0))`, `limits(ge=0, le=1)`, `limits(min_len=1)`. Unknown keys are errors that
-list the valid ones. A dataclass may define `check(self, where)` for rules across fields; it is called
+`field(metadata=limits(gt=0))`, `limits(ge=0, le=1)`, `limits(min_len=1)`, and names that select code:
+`limits(one_of="diffusion.samplers:SAMPLERS", what="sampler")` checks a string (or each string of a list)
+against the keys of that registry, named as "module:attribute" and imported only when a value is checked,
+so the list cannot drift from the code and `dataloader` needs no import of the packages above it (the
+style of `training.MODEL_KINDS`). Unknown keys are errors that list the valid ones. A dataclass may define `check(self, where)` for rules across fields; it is called
 after its fields are converted.
 """
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import types
 import typing
 from typing import Any, Literal, Union
@@ -17,8 +21,21 @@ from ..errors import UserError
 
 
 def limits(**kw: Any) -> dict[str, Any]:
-    """Field metadata with numeric or length limits: gt, ge, lt, le, min_len, help."""
+    """Field metadata: numeric or length limits (gt, ge, lt, le, min_len) and registry names (one_of, what)."""
     return kw
+
+
+def registry_names(ref: str) -> list[str]:
+    """The names of the registry `ref` ("module:attribute", a dict or a list), in the registry's order."""
+    module, attr = ref.split(":")
+    return list(getattr(importlib.import_module(module), attr))
+
+
+def _check_name(value: Any, meta: dict[str, Any], where: str) -> None:
+    names = registry_names(meta["one_of"])
+    for v in value if isinstance(value, (list, tuple)) else [value]:
+        if v not in names:
+            raise UserError(where, f"unknown {meta.get('what', 'name')} {v!r}; valid: {', '.join(names)}")
 
 
 def _where(parent: Any, key: str | int, path: str, src: str) -> str:
@@ -129,6 +146,8 @@ def _check_limits(value: Any, meta: dict[str, Any], where: str) -> None:
             raise UserError(where, f"must be {text} {meta[key]} (got {value})")
     if "min_len" in meta and hasattr(value, "__len__") and len(value) < meta["min_len"]:
         raise UserError(where, f"needs at least {meta['min_len']} item(s) (got {len(value)})")
+    if "one_of" in meta:
+        _check_name(value, meta, where)
 
 
 def from_dict(cls: type, data: Any, path: str, src: str) -> Any:

@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from dataloader.config.eval_schema import FCNConfig
+from evaluation.config import FCNConfig
 from dataloader.errors import UserError
 from dataloader.prepared import PreparedFile
 

@@ -3,7 +3,7 @@
 
 The registry: every metric eval.py knows, in report order, with what it needs and the fewest windows it can be
 computed with; the check of a requested list. This module is light on purpose (no numpy, no torch):
-`dataloader/config/eval_schema.py` reads the names from here when a config loads, so the config's list cannot
+`evaluation/config.py` reads the names from here when a config loads, so the config's list cannot
 drift from the registry. The function that computes each metric on one set is `evaluation.scorers.SCORERS[name]`.
 """
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Schema of the `privacy` section: membership-inference audits (evaluation/privacy/, docs/evaluation.md section 2).
+"""The `privacy` config section: membership-inference audits (evaluation/privacy/, docs/evaluation.md section 2).
 
 Membership is per patient. The audit population is the train split's patients (or `patients` of them drawn
 at random); the target model trains on a random half (the members, saved in out_dir/members.json), each of
@@ -11,9 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
-from ..errors import UserError
-from .loader import register_section
-from .typed import limits
+from dataloader.config.typed import limits
+from dataloader.errors import UserError
 
 
 @dataclass
@@ -37,7 +36,8 @@ class PrivacyConfig:
     synthetic: int = field(default=1000, metadata=limits(ge=10))  # synthetic windows for the black-box attacks
     # black box: attack this synthetic HDF5 (from generate.py) instead of sampling the target model
     synthetic_file: Optional[str] = None
-    sampler: str = "dpm_solver"                 # sampler of the synthetic sample
+    # sampler of the synthetic sample
+    sampler: str = field(default="dpm_solver", metadata=limits(one_of="diffusion.samplers:SAMPLERS", what="sampler"))
     steps: int = field(default=20, metadata=limits(ge=1))  # sampler steps of the synthetic sample
     dcr_max_shift_s: float = field(default=120.0, metadata=limits(ge=0))  # DCR: compare windows shifted up to this
     dcr_max_len: int = field(default=256, metadata=limits(ge=8))  # DCR: block-mean windows to at most this length
@@ -60,5 +60,3 @@ class PrivacyConfig:
             raise UserError(f"{where}.reference_splits", f"must be val and/or test, never the audited train split "
                                                          f"(got {bad})")
 
-
-register_section("privacy", PrivacyConfig, required=False)

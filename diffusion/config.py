@@ -1,10 +1,15 @@
-"""Schema of the `model` section (first stage, UNet-1D, diffusion) and the `sample` section (generate.py defaults).
+"""The `model`, `sample` and `sr` config sections: the diffusion model (UNet-1D, schedule, loss), how
+generate.py samples it, and the latent super-resolution stage (docs/design.md section 3).
 
-Registered with the config loader on import (every `*_schema.py` here is imported). Names that select
-code (model type, first-stage type, sampler) are validated against short lists kept here, because
-`dataloader` may not import `diffusion` or `first_stage` (docs/design.md section 1); the registries there
-raise the same kind of error, and a test checks that these lists match them. Sampler names are checked
-by generate.py against `diffusion.samplers.list_samplers()`.
+Names that select code (model type, first stage, sampler) are checked when the config loads against the
+registries (`training.MODEL_KINDS`, `first_stage.FIRST_STAGES`, `diffusion.samplers.SAMPLERS`).
+
+`sr`: the config's `data` / `model` / `train` describe the coarse (low-resolution) model, trained and sampled as
+usual. `sr` adds a second diffusion model on the full-rate latent of `sr.model.first_stage`, conditioned on
+the latent of the coarse signal interpolated to the full rate (concatenated on the channel axis).
+`python train.py --stage sr` trains it; generate.py runs both stages when this section is present.
+Rates: the coarse model's rate must divide the full rate (an integer up-sampling factor), and the coarse
+window times that factor must be the full-rate window.
 """
 from __future__ import annotations
 
@@ -12,14 +17,9 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal, Optional, Union
 
-from ..errors import UserError
-from .loader import register_section
-from .typed import limits
-
-MODEL_TYPES = ["diffusion", "gan", "wgan_gp", "lstm_gan", "timegan", "timevae"]  # baselines: the `baseline` section
-MODEL_TYPES.append("autoencoder")  # a learned first stage alone (vae-only / vqvae-only configs)
-FIRST_STAGE_TYPES = ["identity", "sampling", "vae", "vqvae", "vqgan"]  # = first_stage.FIRST_STAGES
-LEARNED_FIRST_STAGES = ("vae", "vqvae", "vqgan")  # trained by `train.py --stage first_stage`
+from dataloader.config.typed import limits
+from dataloader.errors import UserError
+from first_stage.config import FirstStageConfig
 
 # UNet presets. tiny: tests and CPU demos (about 0.1 M parameters); small: CPU experiments;
 # base: a useful CTG model (2 x 2048 at 1 Hz) that trains on one GPU in under an hour.
@@ -49,75 +49,6 @@ class UNetConfig:
     norm_groups: Optional[int] = field(default=None, metadata=limits(ge=1))  # GroupNorm groups (divide channels)
     # how label embeddings combine (one table per label column) before adding to the noise embedding
     label_embed: Optional[Literal["sum", "concat"]] = None
-
-
-@dataclass
-class FirstStageTrainConfig:
-    """Training of a learned first stage (`train.py --stage first_stage`). Other settings (betas, grad_clip,
-    seed, val_batches, plot_every, plot_samples, threads, keep_checkpoints, num_workers) come from `train`."""
-
-    max_steps: int = field(default=20000, metadata=limits(gt=0))  # optimizer steps in total
-    max_minutes: Optional[float] = field(default=None, metadata=limits(gt=0))  # wall-clock cap (null: none)
-    batch_size: int = field(default=16, metadata=limits(gt=0))   # windows (crops) per step on each process
-    lr: float = field(default=4e-4, metadata=limits(gt=0))       # peak AdamW learning rate (cosine to lr / 20)
-    warmup_steps: int = field(default=200, metadata=limits(ge=0))  # linear LR warm-up
-    # train on random crops of this many samples (multiple of factor; the nets are fully convolutional, so
-    # they still encode whole windows); null = whole windows
-    crop: Optional[int] = field(default=None, metadata=limits(gt=0))
-    epoch_steps: int = field(default=500, metadata=limits(gt=0))  # steps per epoch (validation RMSE/PRD, plot, checkpoint)
-    scale_batches: int = field(default=8, metadata=limits(gt=0))  # training batches that estimate the latent scale
-
-
-@dataclass
-class FirstStageConfig:
-    """Compressor the diffusion runs behind (latent diffusion); identity = diffusion on the signal."""
-
-    type: str = "identity"                      # identity, sampling, vae, vqvae or vqgan (VQ-VAE + patch GAN)
-    # time compression k (L' = L / k): sampling: decimation factor; vae/vqvae/vqgan: a power of 2
-    factor: int = field(default=1, metadata=limits(ge=1))
-    # sampling: interpolation kernel of decode; sinc = band-limited (exact for content below the new Nyquist)
-    interp: Literal["sinc", "linear", "cubic"] = "sinc"
-    # learned stages: folder of the first-stage training run; its first_stage.safetensors is what diffusion loads
-    out_dir: Optional[str] = None
-    latent_channels: int = field(default=4, metadata=limits(gt=0))  # learned: latent channels C'
-    hidden_channels: int = field(default=64, metadata=limits(gt=0))  # learned: conv width of the first level
-    num_res_blocks: int = field(default=1, metadata=limits(ge=0))   # learned: residual blocks per level
-    recon_loss: Literal["l1", "l2"] = "l1"      # learned: distance per channel (each channel scaled by its RMS)
-    # learned: weight of the focal frequency loss (per channel, spectrally normalised; first_stage/losses.py)
-    ffl_weight: float = field(default=1.0, metadata=limits(ge=0))
-    ffl_alpha: float = field(default=1.0, metadata=limits(ge=0))    # focal exponent of the spectral weight
-    kl_weight: float = field(default=1e-6, metadata=limits(ge=0))   # vae: weight of KL(q(z|x) || N(0, I))
-    codebook_size: int = field(default=512, metadata=limits(ge=2))  # vqvae/vqgan: number of codes
-    commitment: float = field(default=0.25, metadata=limits(ge=0))  # vqvae/vqgan: commitment weight beta
-    # vqvae/vqgan: codes as EMA of assigned encoder outputs, or learned by the codebook loss (straight-through)
-    codebook_update: Literal["ema", "straight_through"] = "ema"
-    codebook_decay: float = field(default=0.99, metadata=limits(gt=0, lt=1))  # vqvae/vqgan: EMA decay of codes and counts
-    # vqvae/vqgan: a code whose EMA usage falls below this many assignments per batch restarts on an encoder output
-    restart_threshold: float = field(default=0.05, metadata=limits(ge=0))
-    disc_start: int = field(default=2000, metadata=limits(ge=0))    # vqgan: step at which the discriminator switches on
-    disc_weight: float = field(default=0.5, metadata=limits(ge=0))  # vqgan: factor on the adaptive adversarial weight
-    disc_channels: int = field(default=64, metadata=limits(gt=0))   # vqgan: discriminator width
-    disc_layers: int = field(default=3, metadata=limits(ge=1))      # vqgan: strided layers (patch size grows with it)
-    train: FirstStageTrainConfig = field(default_factory=FirstStageTrainConfig)  # learned: its training run
-
-    def check(self, where: str) -> None:
-        if self.type not in FIRST_STAGE_TYPES:
-            raise UserError(f"{where}.type", f"unknown first stage {self.type!r}; valid: "
-                            f"{', '.join(FIRST_STAGE_TYPES)}")
-        if self.type == "sampling" and self.factor < 2:
-            raise UserError(f"{where}.factor", f"sampling needs factor >= 2 (got {self.factor}; "
-                            "factor 1 is the identity first stage)")
-        if self.type == "identity" and self.factor != 1:
-            raise UserError(f"{where}.factor", f"the identity first stage has factor 1 (got {self.factor})")
-        if self.type in LEARNED_FIRST_STAGES:
-            if self.factor & (self.factor - 1):
-                raise UserError(f"{where}.factor", f"{self.type} needs a power of 2 (got {self.factor})")
-            if not self.out_dir:
-                raise UserError(f"{where}.out_dir", f"{self.type} needs the folder of its training run "
-                                "(where train.py --stage first_stage writes first_stage.safetensors)")
-            if self.train.crop is not None and self.train.crop % self.factor:
-                raise UserError(f"{where}.train.crop", f"must be a multiple of factor {self.factor} "
-                                f"(got {self.train.crop})")
 
 
 @dataclass
@@ -173,15 +104,14 @@ class DiffusionConfig:
 class ModelConfig:
     """The generator: its type, size preset, first stage, UNet and diffusion settings."""
 
-    type: str = "diffusion"                     # diffusion, or a baseline: gan, wgan_gp, lstm_gan, timegan, timevae
+    # diffusion; autoencoder (a learned first stage alone); or a GAN / VAE baseline (its settings: `baseline`)
+    type: str = field(default="diffusion", metadata=limits(one_of="training:MODEL_KINDS", what="model type"))
     size: Literal["tiny", "small", "base", "custom"] = "base"  # UNet preset; unet keys override it
     unet: UNetConfig = field(default_factory=UNetConfig)  # network shape (overrides the preset)
     first_stage: FirstStageConfig = field(default_factory=FirstStageConfig)  # compressor (latent diffusion)
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)  # schedule, target, loss, CFG dropout
 
     def check(self, where: str) -> None:
-        if self.type not in MODEL_TYPES:
-            raise UserError(f"{where}.type", f"unknown model type {self.type!r}; valid: {', '.join(MODEL_TYPES)}")
         if self.type != "diffusion":  # a baseline: its networks are set in the `baseline` section, not here
             return
         if self.size == "custom":
@@ -216,7 +146,8 @@ class ModelConfig:
 class SampleConfig:
     """Sampling defaults used by generate.py (and epoch plots); each can be overridden on the command line."""
 
-    sampler: str = "dpm_solver"                 # name from `python generate.py --help` (ddpm, ddim, k_euler, ...)
+    # name from `python generate.py --help` (ddpm, ddim, k_euler, ...)
+    sampler: str = field(default="dpm_solver", metadata=limits(one_of="diffusion.samplers:SAMPLERS", what="sampler"))
     steps: int = field(default=20, metadata=limits(ge=1))  # sampler steps (network evaluations ~ steps x order)
     guidance_scale: float = field(default=1.0, metadata=limits(ge=0))  # classifier-free guidance w; 1 = none
     # stochasticity: ddim (default 0) and ancestral / SDE k-samplers (default 1); null = sampler's default
@@ -228,5 +159,29 @@ class SampleConfig:
     seed: int = field(default=0, metadata=limits(ge=0))  # window i's noise depends on (seed, i) only
 
 
-register_section("model", ModelConfig)
-register_section("sample", SampleConfig)
+@dataclass
+class SRTrainConfig:
+    """Training of the super-resolution model. Keys left null take the `train` section's value; every other
+    training setting comes from `train` too."""
+
+    out_dir: str                                # folder of the SR run (checkpoints/, log.csv, plots/, model.safetensors)
+    max_steps: Optional[int] = field(default=None, metadata=limits(gt=0))  # optimizer steps (null: train.max_steps)
+    max_minutes: Optional[float] = field(default=None, metadata=limits(gt=0))  # wall-clock cap (null: train.max_minutes)
+    batch_size: Optional[int] = field(default=None, metadata=limits(gt=0))  # windows per micro-batch (null: train's)
+    lr: Optional[float] = field(default=None, metadata=limits(gt=0))  # peak learning rate (null: train.lr)
+    epoch_steps: Optional[int] = field(default=None, metadata=limits(gt=0))  # steps per epoch (null: train's)
+
+
+@dataclass
+class SRConfig:
+    """Super-resolution stage: full-rate data, the SR diffusion model and its training run."""
+
+    train: SRTrainConfig                        # where and how long the SR model trains
+    # prepared file at the full rate (null: data.prepared, when the coarse model's first stage does the
+    # down-sampling, e.g. a sampling first stage on the same 4 Hz windows)
+    prepared: Optional[str] = None
+    model: ModelConfig = field(default_factory=ModelConfig)  # the SR diffusion model (first stage, UNet, diffusion)
+
+    def check(self, where: str) -> None:
+        if self.model.type != "diffusion":
+            raise UserError(f"{where}.model.type", f"the SR model is a diffusion model (got {self.model.type!r})")

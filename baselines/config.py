@@ -1,4 +1,4 @@
-"""Schema of the `baseline` section: hyperparameters of the GAN / VAE baselines (baselines/).
+"""The `baseline` config section: hyperparameters of the GAN / VAE baselines (baselines/).
 
 `model.type` picks the model (gan, wgan_gp, lstm_gan, timegan, timevae); the subsection of the same name
 holds its hyperparameters; the other subsections are ignored. The optimiser, learning rate, Adam betas,
@@ -10,9 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from ..errors import UserError
-from .loader import register_section
-from .typed import limits
+from dataloader.config.typed import limits
+from dataloader.errors import UserError
 
 
 @dataclass
@@ -108,5 +107,3 @@ class BaselineConfig:
 
 
 BASELINE_TYPES = [f.name for f in BaselineConfig.__dataclass_fields__.values()]
-
-register_section("baseline", BaselineConfig)

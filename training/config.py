@@ -1,18 +1,42 @@
-"""Schema of the `train` section: optimiser, LR schedule, EMA, cadence of validation/plots/checkpoints.
+"""The `train` config section: optimiser, LR schedule, EMA, cadence of validation/plots/checkpoints, and
+`train.dp`, differentially private training (DP-SGD through Opacus, diffusion/dp.py).
 
 One "epoch" here is a reporting period of `epoch_steps` optimizer steps (validation loss, CSV log row,
 sample plot, checkpoint), not necessarily one pass over the data: CTG at a 15 s stride has tens of
 thousands of overlapping windows, and a tiny CPU run must still report several times.
+
+With `train.dp` set, each optimizer step trains on a Poisson sample (every unit is in the batch with
+probability q = train.batch_size / units, independently), each unit's gradient is clipped to
+`max_grad_norm` and Gaussian noise is added; the noise multiplier is the smallest that keeps the
+accountant's epsilon at `train.max_steps` steps within `target_epsilon` at `delta`.
+
+The unit is what the guarantee protects. `per_window`: a window; a patient with 50 windows can then change
+the model by up to 50 windows' worth, and the guarantee for that patient is much weaker (group privacy:
+roughly 50 x epsilon). `per_patient`: a sample of patients, one random window of each sampled patient per
+step, so the guarantee holds per patient, whatever the number of windows a patient has.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
-from ..errors import UserError
-from .dp_schema import DPConfig
-from .loader import register_section
-from .typed import limits
+from dataloader.config.typed import limits
+from dataloader.errors import UserError
+
+
+@dataclass
+class DPConfig:
+    """Differentially private training (Opacus DP-SGD, Poisson sampling)."""
+
+    target_epsilon: float = field(metadata=limits(gt=0))  # privacy budget spent at train.max_steps
+    # delta of (epsilon, delta)-DP; must be below 1 / (number of units)
+    # (docs/evaluation.md asks <= 1 / (10 x patients)); null: 1 / (10 x units)
+    delta: Optional[float] = field(default=None, metadata=limits(gt=0, lt=1))
+    max_grad_norm: float = field(default=1.0, metadata=limits(gt=0))  # per-unit gradient clipping norm
+    accountant: Literal["rdp", "prv", "gdp"] = "prv"  # Opacus accountant that sets the noise and reports epsilon
+    unit: Literal["per_patient", "per_window"] = "per_patient"  # what one privacy unit is (see above)
+    # noise multiplier instead of a target (null: computed from target_epsilon, delta, sample rate and steps)
+    noise_multiplier: Optional[float] = field(default=None, metadata=limits(gt=0))
 
 
 @dataclass
@@ -48,7 +72,7 @@ class TrainConfig:
     plot_every: int = field(default=1, metadata=limits(ge=0))   # plot samples every this many epochs (0 = never)
     plot_samples: int = field(default=4, metadata=limits(gt=0))  # samples in each epoch plot (beside as many real windows)
     # sampler and steps of the epoch plots: keep FEW steps (a 1000-step plot pass once cost 890 s per epoch)
-    plot_sampler: str = "dpm_solver"
+    plot_sampler: str = field(default="dpm_solver", metadata=limits(one_of="diffusion.samplers:SAMPLERS", what="sampler"))
     plot_steps: int = field(default=15, metadata=limits(gt=0))  # sampler steps of the epoch plots
     seed: int = 0                               # seeds data order, noise, t and label dropout (resume is exact)
     num_workers: int = field(default=0, metadata=limits(ge=0))  # DataLoader worker processes (0: read in the training process)
@@ -71,5 +95,3 @@ class TrainConfig:
         if not self.out_dir:
             raise UserError(f"{where}.out_dir", "must name a folder")
 
-
-register_section("train", TrainConfig, required=False)
