@@ -1,0 +1,106 @@
+"""Package a finished training run as a shipped model: models/<name>/model.safetensors + README.md (its card).
+
+    python -m tools.ship --run runs/ctg-sampling --name ctg-4hz --licence "ODC-By 1.0 (CTU-UHB, PhysioNet)" \\
+        [--eval runs/ctg-eval] [--audit runs/privacy/report.json] [--dtype float16] [--out models]
+
+The shipped file is the run's inference file (EMA weights, config, data description) with the weights stored
+as float16 by default (half the size; a weight outside float16's range is refused rather than clipped) and
+the model card (training/model_card.py: data sha256 and patient manifest, config, steps, windows seen, wall
+time, hardware, licence, the eval report and audit when given) in its metadata under `card`. The README is the
+same card in markdown. generate.py loads either dtype (weights are cast to the model's float32 on loading).
+Nothing is written unless every input is valid; both files are written to temporary names and renamed.
+"""
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from dataloader.atomic import write_text_atomic
+from dataloader.cli import make_parser, run_main
+from dataloader.config import load_config
+from dataloader.errors import UserError
+from dataloader.tensor_file import save_tensors
+
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")  # a folder name and a --model name: no path, no spaces
+DTYPES = {"float16": torch.float16, "float32": torch.float32}
+
+
+def _parser():  # type: ignore[no-untyped-def]
+    p = make_parser("python -m tools.ship", __doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 2)[2])
+    p.add_argument("--run", required=True, metavar="DIR",
+                   help="folder of the finished training run (train.out_dir: model.safetensors, config.yaml, "
+                        "checkpoints/)")
+    p.add_argument("--name", required=True, help="model name: lower-case letters, digits, '.', '_', '-' "
+                                                 "(the folder under --out and generate.py --model NAME)")
+    p.add_argument("--licence", required=True, help="licence of the data the model learned from (the card says it)")
+    p.add_argument("--eval", default=None, metavar="DIR", help="eval.py's output folder for this model "
+                                                               "(report.json, report.md) to put in the card")
+    p.add_argument("--audit", default=None, metavar="FILE", help="a privacy audit report (JSON) for the card")
+    p.add_argument("--hardware", default=None, help="where it trained (default: this machine's GPU or CPU)")
+    p.add_argument("--dtype", choices=sorted(DTYPES), default="float16", help="storage type of the weights")
+    p.add_argument("--out", default="models", metavar="DIR", help="folder of shipped models")
+    return p
+
+
+def cast_weights(weights: dict[str, torch.Tensor], dtype: torch.dtype, where: str) -> dict[str, torch.Tensor]:
+    """Floating tensors as `dtype` (others unchanged); a value that `dtype` cannot hold raises UserError."""
+    out = {}
+    for k, t in weights.items():
+        if t.is_floating_point() and t.dtype != dtype:
+            if t.numel() and float(t.abs().max()) > torch.finfo(dtype).max:
+                raise UserError(where, f"tensor {k!r} holds values beyond {dtype} (max |w| {float(t.abs().max()):g});"
+                                       " ship it with --dtype float32")
+            t = t.to(dtype)
+        out[k] = t
+    return out
+
+
+def _read(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    from safetensors import safe_open
+
+    from training.model_file import read_model_meta
+
+    read_model_meta(path, "--run")  # a missing, truncated or foreign file is refused here, naming it
+    with safe_open(str(path), framework="pt", device="cpu") as f:
+        return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
+
+
+def ship(run: Path, name: str, licence: str, out: Path, dtype: str = "float16", evaluation: Path | None = None,
+         audit: Path | None = None, hardware: str | None = None) -> Path:
+    """Write out/name/model.safetensors and out/name/README.md from the run in folder `run`; returns the folder."""
+    from training.model_card import build_card, detect_hardware, render_card
+
+    if not NAME_RE.match(name):
+        raise UserError("--name", f"expected lower-case letters, digits, '.', '_', '-' (got {name!r})")
+    if not licence.strip():
+        raise UserError("--licence", "name the licence of the training data")
+    if not out.is_dir():
+        raise UserError("--out", f"{out} is not a folder")
+    cfg = load_config(run / "config.yaml")
+    weights, meta = _read(run / "model.safetensors")
+    card = build_card(name, licence.strip(), run, cfg, hardware or detect_hardware(), evaluation, audit)
+    weights = cast_weights(weights, DTYPES[dtype], "--dtype")
+    folder = out / name
+    folder.mkdir(exist_ok=True)
+    save_tensors(folder / "model.safetensors", weights, {**meta, "card": json.dumps(card, sort_keys=True)},
+                 "--out")
+    write_text_atomic(folder / "README.md", render_card(card, f"model.safetensors ({dtype})"), "--out")
+    return folder
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    a = _parser().parse_args(argv)
+    folder = ship(Path(a.run), a.name, a.licence, Path(a.out), a.dtype, Path(a.eval) if a.eval else None,
+                  Path(a.audit) if a.audit else None, a.hardware)
+    size = (folder / "model.safetensors").stat().st_size / 1e6
+    print(f"shipped {folder}/model.safetensors ({size:.1f} MB) and {folder}/README.md", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)

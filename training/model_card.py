@@ -1,0 +1,140 @@
+"""The model card of a shipped model (models/<name>/): what it learned from, how long, where, and how it scores.
+
+A card is a JSON-able dict carried in the shipped file's metadata (`card`) and rendered as its README.md:
+    name, licence          the model's name and the licence of the data it learned from
+    data                   sha256 of the prepared file, of the source recordings (one digest over every file,
+                           sorted by path) and of the labels file; the patient manifest (ids per split) and its
+                           sha256; channels, rate and window
+    training               optimizer steps, windows seen (steps x batch x accumulation x processes), training
+                           wall time (summed over resumes), processes, hardware
+    config                 the resolved config text of the run
+    evaluation             eval.py's report.json on test patients and its markdown table (optional)
+    audit                  a privacy audit report (optional)
+Only facts read from the run's own files go in: nothing here is typed in by hand but the licence.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+from pathlib import Path
+from typing import Any, Optional
+
+from dataloader.config import Config
+from dataloader.errors import UserError
+
+from .model_file import file_sha256
+
+
+def _latest_state(run: Path) -> dict[str, Any]:
+    """trainer_state.json of the run's newest checkpoint (step, elapsed_s, world_size, ...)."""
+    states = sorted((run / "checkpoints").glob("step-*/trainer_state.json"))
+    if not states:
+        raise UserError(str(run), "no checkpoints/step-*/trainer_state.json: not a finished training run folder")
+    return json.loads(states[-1].read_text(encoding="utf-8"))
+
+
+def training_facts(run: Path, cfg: Config, hardware: str) -> dict[str, Any]:
+    """Steps, windows seen, wall time and hardware of the training run in folder `run`."""
+    st = _latest_state(run)
+    tc = cfg.train
+    world = int(st.get("world_size", 1))
+    step = int(st["step"])
+    return {"steps": step, "windows_seen": step * tc.batch_size * tc.grad_accum * world,
+            "wall_time_s": round(float(st.get("elapsed_s", 0.0)), 1), "processes": world,
+            "batch_size": tc.batch_size, "grad_accum": tc.grad_accum, "hardware": hardware}
+
+
+def tree_sha256(path: Path) -> tuple[str, int]:
+    """One sha256 over every file under `path` (relative path and content sha256, sorted by path) and the
+    number of files; a single file gives its own digest's digest, so moving the folder changes nothing."""
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    h = hashlib.sha256()
+    for p in files:
+        rel = p.relative_to(path).as_posix() if path.is_dir() else p.name
+        h.update(f"{rel}\0{file_sha256(p)}\n".encode("utf-8"))
+    return h.hexdigest(), len(files)
+
+
+def data_facts(cfg: Config) -> dict[str, Any]:
+    """sha256 of the prepared file, the sources and the labels file; the patient manifest; shapes."""
+    from dataloader.prepared import PreparedFile
+
+    d = cfg.data
+    prepared = Path(d.prepared)
+    pf = PreparedFile(prepared)
+    out: dict[str, Any] = {"prepared_sha256": file_sha256(prepared), "manifest": pf.manifest,
+                           "manifest_sha256": pf.manifest_sha256,
+                           "patients": {k: len(v) for k, v in pf.manifest.items()},
+                           "channels": pf.channels, "fs": pf.fs, "window_len": pf.window_len}
+    for key in ("source", "labels"):
+        p = Path(str(getattr(d, key, "") or ""))
+        if str(p) and p.exists():
+            digest, n = tree_sha256(p)
+            out[f"{key}_sha256"], out[f"{key}_files"] = digest, n
+    return out
+
+
+def detect_hardware() -> str:
+    """The accelerator's name (CUDA) or the CPU model, and the core count, of this machine."""
+    import torch
+
+    if torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name(0)} x {torch.cuda.device_count()}, {os.cpu_count()} CPU cores"
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores (CPU only)"
+
+
+def build_card(name: str, licence: str, run: Path, cfg: Config, hardware: str,
+               evaluation: Optional[Path] = None, audit: Optional[Path] = None) -> dict[str, Any]:
+    """The card of the run in folder `run` (its resolved config `cfg`); `evaluation`: eval.py's output folder
+    (report.json + report.md), `audit`: a privacy report JSON."""
+    card: dict[str, Any] = {"name": name, "licence": licence, "data": data_facts(cfg),
+                            "training": training_facts(run, cfg, hardware), "config": cfg.yaml()}
+    if evaluation is not None:
+        rep = evaluation / "report.json"
+        if not rep.is_file():
+            raise UserError(f"--eval {evaluation}", "no report.json (the output folder of eval.py)")
+        card["evaluation"] = {"report": json.loads(rep.read_text(encoding="utf-8")),
+                              "table": (evaluation / "report.md").read_text(encoding="utf-8")
+                              if (evaluation / "report.md").is_file() else ""}
+    if audit is not None:
+        if not audit.is_file():
+            raise UserError(f"--audit {audit}", "file not found")
+        card["audit"] = json.loads(audit.read_text(encoding="utf-8"))
+    return card
+
+
+def render_card(card: dict[str, Any], weights: str) -> str:
+    """The card as the model's README.md (markdown)."""
+    d, t = card["data"], card["training"]
+    chans = ", ".join(f"{c['name']} ({c.get('unit', '')})" for c in d["channels"])
+    lines = [f"# {card['name']}", "",
+             f"A physiodiff model: {chans} at {d['fs']:g} Hz, windows of {d['window_len']} samples "
+             f"({d['window_len'] / d['fs']:g} s). Weights: `{weights}`.", "",
+             "    .venv/bin/python generate.py --model " + card["name"] + " --samples 16 --out synthetic.h5", "",
+             "## Data", "", f"Licence of the data it learned from: {card['licence']}.", "",
+             "| what | value |", "| --- | --- |",
+             *[f"| {k} | `{d[k]}` |" for k in ("prepared_sha256", "source_sha256", "source_files", "labels_sha256",
+                                                "manifest_sha256") if k in d],
+             "| patients (train / val / test) | " + " / ".join(str(d["patients"].get(s, 0))
+                                                            for s in ("train", "val", "test")) + " |", "",
+             "The patient manifest (ids per split) is in the file's metadata (`card.data.manifest`).", "",
+             "## Training", "", "| what | value |", "| --- | --- |",
+             *[f"| {k.replace('_', ' ')} | {v} |" for k, v in t.items()], ""]
+    if "evaluation" in card:
+        lines += ["## Evaluation on test patients (eval.py)", "", card["evaluation"]["table"].strip(), ""]
+    else:
+        lines += ["## Evaluation", "", "Not evaluated yet.", ""]
+    if "audit" in card:
+        lines += ["## Privacy audit", "", "```json", json.dumps(card["audit"], indent=1)[:4000], "```", ""]
+    lines += ["## Config", "", "```yaml", card["config"].strip(), "```", ""]
+    return "\n".join(lines)
