@@ -7,7 +7,7 @@
     GET  /api/models                   the model cards, presets and formats
     GET  /                             the page (serve/static/)
 Errors are `{"detail": "<field>: <what>"}`: 422 for bad input (FastAPI's own validation errors are rewritten to
-that line), 404 for an unknown or expired job, 409 for a file of a job that is not done, 429 when the queue
+that line), 413 for a body over 64 KiB, 404 for an unknown or expired job, 409 for a file of a job that is not done, 429 when the queue
 is full, and 500 with a generic line (the traceback goes to the server log, never to the client).
 """
 from __future__ import annotations
@@ -34,6 +34,7 @@ log = logging.getLogger("serve")
 STATIC = Path(__file__).resolve().parent / "static"
 PAGE_FILES = {"app.js": "text/javascript", "style.css": "text/css"}  # the only files /static/ serves
 PAGE_CSP = "default-src 'self'; img-src 'self' blob:; object-src 'none'; frame-ancestors 'none'"
+MAX_BODY = 64 * 1024  # bytes of a request body: a job request is a few hundred
 
 
 class ApiError(Exception):
@@ -57,6 +58,14 @@ def _one_line(exc: RequestValidationError) -> str:
 
 
 def _install_handlers(app: FastAPI) -> None:
+    @app.middleware("http")
+    async def body_limit(request: Request, call_next: Any) -> Any:
+        size = request.headers.get("content-length", "0")
+        if not size.isdigit() or int(size) > MAX_BODY:
+            return JSONResponse({"detail": f"body: larger than {MAX_BODY} bytes (or a bad Content-Length)"},
+                                status_code=413)
+        return await call_next(request)
+
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=exc.status, headers=exc.headers)

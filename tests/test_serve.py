@@ -117,6 +117,11 @@ def test_malformed_body_or_extra_field_is_422(client: TestClient, body: bytes, f
     _refused(client.post("/api/jobs", content=body, headers={"content-type": "application/json"}), 422, field)
 
 
+def test_a_huge_body_is_413(client: TestClient) -> None:
+    big = b'{"model": "run", "length": "10", "pad": "' + b"x" * 70000 + b'"}'
+    _refused(client.post("/api/jobs", content=big, headers={"content-type": "application/json"}), 413, "body")
+
+
 @pytest.mark.parametrize("where, value", [
     ("model", "../run"), ("model", "/etc/passwd"), ("length", "..\\10"), ("preset", "~/standard"),
     ("labels", {"grp": "../../a", "score": "low"}), ("labels", {"a/b": "a", "score": "low"}),
