@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 # glibc malloc tuning for large activations (docs/design.md section 9); the one place the project sets it
 export GLIBC_TUNABLES ?= glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=4294967296
 
-.PHONY: install demo test test-slow bench clean
+.PHONY: install demo test test-slow bench serve browser-deps clean
 
 install: $(STAMP)
 
@@ -33,6 +33,20 @@ test-slow: install
 
 bench: install
 	$(PY) -m bench.run_all
+
+# the web app on the models under models/ (docs/serve.md); more options: make serve SERVE_ARGS="--port 8080"
+SERVE_ARGS ?=
+serve: install
+	@if [ -z "$$(find models -name '*.safetensors' -not -path '*/checkpoints/*' 2>/dev/null | head -n 1)" ]; then \
+		echo "error: make serve: no trained models under models/ yet (put a model.safetensors in models/<name>/," \
+		     "or run: $(PY) -m serve --models PATH/TO/model.safetensors)" >&2; exit 2; fi
+	$(PY) -m serve --models models $(SERVE_ARGS)
+
+# headless Chromium and its driver for the web app's browser test (tests/test_serve_browser.py, slow)
+SUDO ?= $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser-deps:
+	$(SUDO) apt-get update
+	$(SUDO) apt-get install -y --no-install-recommends chromium chromium-driver
 
 clean:
 	rm -rf $(VENV) .pytest_cache

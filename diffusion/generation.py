@@ -144,6 +144,17 @@ def run_key(meta: ModelMeta, args: SampleArgs, labels: LabelPlan, scaled: bool) 
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
 
 
+def file_attrs(meta: ModelMeta, args: SampleArgs, config_text: str) -> dict[str, Any]:
+    """The root attributes of a generated file (dataloader/synthetic.py): the model's data description and the
+    sampling arguments; `config_text` is `used_config_text`'s."""
+    d = meta.data
+    return {"fs": float(d.fs), "channels": d.channels, "label_spec": d.label_spec(), "config": config_text,
+            "model_config": meta.config_text, "sampler": args.sampler, "steps": int(args.steps),
+            "guidance_scale": float(args.guidance_scale), "eta": -1.0 if args.eta is None else float(args.eta),
+            "sigmas": args.sigmas, "seed": int(args.seed), "model_sha256": meta.sha256,
+            "model_step": int(meta.step), "package_version": package_version()}
+
+
 def _sample_batch(model: torch.nn.Module, y: torch.Tensor, start: int, args: SampleArgs) -> np.ndarray:
     """Windows start .. start + len(y) - 1 in [-1, 1], (B, C, L) float32; non-finite output is a UserError
     (clamping would turn inf into a plausible-looking +-1 and NaN would be written as data)."""
@@ -177,12 +188,8 @@ def generate_file(model: torch.nn.Module, meta: ModelMeta, labels: LabelPlan | n
     plan = as_plan(labels)
     d = meta.data
     lo, hi = d.ranges
-    attrs = {"fs": float(d.fs), "channels": d.channels, "label_spec": d.label_spec(), "config": config_text,
-             "model_config": meta.config_text, "sampler": args.sampler, "steps": int(args.steps),
-             "guidance_scale": float(args.guidance_scale), "eta": -1.0 if args.eta is None else float(args.eta),
-             "sigmas": args.sigmas, "seed": int(args.seed), "model_sha256": meta.sha256,
-             "model_step": int(meta.step), "package_version": package_version()}
-    writer = SyntheticWriter(out, attrs=attrs, run_key=run_key(meta, args, plan, scaled), labels=plan,
+    writer = SyntheticWriter(out, attrs=file_attrs(meta, args, config_text),
+                             run_key=run_key(meta, args, plan, scaled), labels=plan,
                              n_channels=len(d.channels), length=int(d.window_len), scaled=scaled)
     n = plan.n
     with writer, tqdm(total=n, initial=writer.done, disable=not progress, desc="generate", unit="window") as bar:

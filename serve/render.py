@@ -1,0 +1,173 @@
+"""One recording: sample it, write the HDF5 file, draw the preview, and export it to a download format.
+
+`sample_recording` is the one place that turns a model and a request into signal: today it samples one
+model window and keeps its first `n_samples`; recordings longer than a window will come from
+`diffusion.continuation.sample_long`, which takes the same arguments (the app then lifts the window limit in
+app.py's `_check_length`). Everything else here is format plumbing through the existing writers:
+dataloader/synthetic.py (HDF5), tools/export.py (WFDB, CSV, ...), evaluation/sample_grid.py (the preview in
+clinical style). Every file is written under a temporary name and renamed.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import numpy as np
+import torch
+
+from dataloader.atomic import atomic_path
+from dataloader.errors import UserError
+
+from .catalog import ModelEntry
+from .settings import Preset, formats
+
+RECORDING = "recording.h5"
+PREVIEW = "preview.png"
+_ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # the zip format's earliest date: the same recording, the same bytes
+
+# the progress callback of the job running on this thread (a forward hook on each served network calls it;
+# one hook per network for the app's life, so that no job adds or removes hooks while another samples)
+_LOCAL = threading.local()
+
+
+@dataclass(frozen=True)
+class Recording:
+    """What to render: the model, labels (one code per label column), length, seed and preset."""
+
+    entry: ModelEntry
+    codes: tuple[int, ...]
+    n_samples: int
+    seed: int
+    preset: Preset
+
+
+def _count_evaluation(module: torch.nn.Module, args: Any, output: Any) -> None:
+    tick = getattr(_LOCAL, "tick", None)
+    if tick is not None:
+        tick()
+
+
+def install_counter(model: torch.nn.Module) -> None:
+    """Call the running job's progress callback after every network evaluation of `model` (once per model)."""
+    getattr(model, "net", model).register_forward_hook(_count_evaluation)
+
+
+def sample_recording(model: torch.nn.Module, n_samples: int, labels: torch.Tensor, sampler: str, steps: int,
+                     guidance_scale: float, seed: int, **options: Any) -> torch.Tensor:
+    """(C, n_samples) in [-1, 1]: the recording. labels: (n_labels,) codes. Today at most one window: the first
+    `n_samples` samples of the window of (seed, 0); `diffusion.continuation.sample_long` replaces this body."""
+    if n_samples > model.length:
+        raise UserError("length", f"{n_samples} samples is longer than the model's window ({model.length})")
+    with torch.no_grad():
+        x = model.sample(1, labels[None], sampler=sampler, steps=steps, guidance_scale=guidance_scale, seed=seed,
+                         batch_size=1, **options)
+    return x[0, :, :n_samples].float()
+
+
+def sample_args(rec: Recording) -> Any:
+    """The SampleArgs of a request: the preset's sampler and steps, the rest from the model's stored config."""
+    from dataloader.config.model_schema import SampleConfig
+    from diffusion.generation import SampleArgs
+
+    s = rec.entry.meta.config.get("sample") or SampleConfig()
+    return SampleArgs(sampler=rec.preset.sampler, steps=rec.preset.steps, guidance_scale=s.guidance_scale,
+                      seed=rec.seed, batch_size=1, eta=s.eta, sigmas=s.sigmas, quantize=s.quantize)
+
+
+def render(rec: Recording, folder: Path, device: Any, progress: Callable[[float], None]) -> Path:
+    """Sample `rec` into folder/recording.h5 and draw folder/preview.png; `progress(fraction)` as it goes.
+    Returns the HDF5 path. The same request gives the same bytes."""
+    model = rec.entry.loaded(device, install_counter)
+    args = sample_args(rec)
+    expected = max(1, args.steps)  # the presets' samplers evaluate the network once per step
+    done = [0]
+
+    def tick() -> None:
+        done[0] += 1
+        progress(min(0.9, 0.9 * done[0] / expected))
+
+    _LOCAL.tick = tick
+    try:
+        y = torch.tensor(rec.codes, dtype=torch.long, device=device)
+        x = sample_recording(model, rec.n_samples, y, args.sampler, args.steps, args.guidance_scale, args.seed,
+                             quantize=args.quantize, **args.opts())
+    finally:
+        _LOCAL.tick = None
+    if not bool(torch.isfinite(x).all()):
+        raise UserError("model output", f"the recording came out non-finite with {args.sampler}, {args.steps} steps")
+    path = _write_h5(rec, args, x.clamp(-1, 1).cpu().numpy(), folder / RECORDING)
+    progress(0.95)
+    _preview(rec, path, folder / PREVIEW)
+    progress(1.0)
+    return path
+
+
+def _write_h5(rec: Recording, args: Any, x: np.ndarray, out: Path) -> Path:
+    """x: (C, n) in [-1, 1] -> one recording in a synthetic HDF5 file (physical units), as generate.py writes."""
+    import hashlib
+
+    from dataloader.class_csv import as_plan
+    from dataloader.scaling import to_physical
+    from dataloader.synthetic import SyntheticWriter
+    from diffusion.generation import file_attrs, run_key, used_config_text
+
+    meta = rec.entry.meta
+    labels = np.asarray([rec.codes], np.int64).reshape(1, len(rec.codes))
+    attrs = file_attrs(meta, args, used_config_text(meta.config, meta, args))
+    key = hashlib.sha256(f"{run_key(meta, args, as_plan(labels), False)} {rec.n_samples}".encode()).hexdigest()
+    lo, hi = meta.data.ranges
+    with SyntheticWriter(out, attrs=attrs, run_key=key, labels=labels, n_channels=x.shape[0],
+                         length=rec.n_samples) as w:
+        w.append(to_physical(x[None], lo, hi).astype(np.float32))
+        return w.finish()
+
+
+def _preview(rec: Recording, h5: Path, out: Path) -> Path:
+    """The recording drawn in clinical style (CTG paper, ECG grid, from the units); at most one model window
+    of it, so that the image of a long recording stays readable."""
+    from dataloader.synthetic import read_synthetic
+    from evaluation.sample_grid import save_compare_png
+
+    samples, _, attrs = read_synthetic(h5)
+    span = min(samples.shape[-1], rec.entry.meta.data.window_len)
+    title = ", ".join(f"{s['name']} {s['classes'][c]}" for s, c in zip(attrs["label_spec"], rec.codes))
+    return save_compare_png(out, samples[:, :, :span], float(attrs["fs"]), attrs["channels"],
+                            synthetic_titles=[f"{rec.entry.name}: {title}" if title else rec.entry.name])
+
+
+def export_file(folder: Path, fmt: str) -> Path:
+    """The download of `fmt` for the recording in `folder`: the HDF5 file itself, or the `tools.export` output
+    zipped (made on first request, then kept). `fmt` must be a name of `settings.formats()`."""
+    from tools.export import export
+
+    spec = formats()[fmt]
+    h5 = folder / RECORDING
+    if fmt == "hdf5":
+        return h5
+    out = folder / f"recording-{fmt}{spec.suffix}"
+    if out.is_file():
+        return out
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-export-", dir=folder))
+    try:
+        files = export(h5, fmt, tmp / fmt)
+        with atomic_path(out, "format") as part, zipfile.ZipFile(part, "w", zipfile.ZIP_DEFLATED) as z:
+            for f in sorted(files):
+                info = zipfile.ZipInfo(f.name, _ZIP_TIME)
+                info.compress_type = zipfile.ZIP_DEFLATED
+                info.external_attr = 0o644 << 16
+                z.writestr(info, f.read_bytes())
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def remove_folder(folder: Optional[Path]) -> None:
+    """Delete a job's folder (expiry, failure, shutdown)."""
+    if folder is not None and os.path.isdir(folder):
+        shutil.rmtree(folder, ignore_errors=True)
