@@ -72,7 +72,7 @@ def sample_recording(model: torch.nn.Module, n_samples: int, labels: torch.Tenso
 
 def sample_args(rec: Recording) -> Any:
     """The SampleArgs of a request: the preset's sampler and steps, the rest from the model's stored config."""
-    from dataloader.config.model_schema import SampleConfig
+    from diffusion.config import SampleConfig
     from diffusion.generation import SampleArgs
 
     s = rec.entry.meta.config.get("sample") or SampleConfig()
