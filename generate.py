@@ -131,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = _check_outputs(a)
     ckpt = _model_path(cfg, a)
     from diffusion.checkpoint import check_against_config, read_model_meta
-    from diffusion.generation import check_free_space, generate_file, output_bytes, used_config_text
+    from diffusion.generation import check_free_space, output_bytes, used_config_text
 
     meta = read_model_meta(ckpt)
     file_meta = meta  # the --checkpoint file's (with sr, load_sr_pipeline's meta is the SR model's)
@@ -161,21 +161,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     set_threads(a.threads)
     device = PartialState().device
     model, meta = _load_model(ckpt, meta, sr_file, cfg, device)
-    # a terminal gets generate_file's tqdm bar; a pipe or log file gets a line every 10% or 30 s
-    from evaluation.progress import LineProgress
-
-    lines = None if sys.stderr.isatty() else LineProgress("generate", len(labels), "window")
     used = used_config_text(cfg, file_meta, args, meta if sr_file else None)
-    if long is not None:
-        from diffusion.long_file import generate_long_file
-
-        lines = None if sys.stderr.isatty() else LineProgress("generate", len(labels), "recording")
-        path = generate_long_file(model, meta, labels, args, out, config_text=used, scaled=a.scaled,
-                                  on_batch=lines, progress=lines is None, **long)
-    else:
-        path = generate_file(model, meta, labels, args, out, config_text=used,
-                             scaled=a.scaled, device=device, on_batch=lines, progress=lines is None)
-    print(f"wrote {len(labels)} {'windows' if long is None else 'recordings'} to {path}")
+    path = _write(a, model, meta, labels, args, out, used, device, long)
     if real is not None:
         print(f"plot: {_plot(a, path, labels, real, args.seed)}")
     if a.export:
@@ -185,6 +172,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         files = export(path, a.export, folder)
         print(f"exported {len(files)} files to {folder}")
     return 0
+
+
+def _write(a: argparse.Namespace, model: Any, meta: Any, labels: Any, args: Any, out: Path, used: str,
+           device: Any, long: Optional[dict[str, Any]]) -> Path:
+    """Sample and write the file: windows (generate_file) or, with --duration, recordings (generate_long_file).
+    A terminal gets a tqdm bar; a pipe or log file gets a line every 10% or 30 s."""
+    from evaluation.progress import LineProgress
+
+    unit = "window" if long is None else "recording"
+    lines = None if sys.stderr.isatty() else LineProgress("generate", len(labels), unit)
+    if long is not None:
+        from diffusion.long_file import generate_long_file
+
+        path = generate_long_file(model, meta, labels, args, out, config_text=used, scaled=a.scaled,
+                                  on_batch=lines, progress=lines is None, **long)
+    else:
+        from diffusion.generation import generate_file
+
+        path = generate_file(model, meta, labels, args, out, config_text=used,
+                             scaled=a.scaled, device=device, on_batch=lines, progress=lines is None)
+    print(f"wrote {len(labels)} {unit}s to {path}")
+    return path
 
 
 def _long_request(a: argparse.Namespace, cfg: Any, meta: Any) -> Optional[dict[str, Any]]:
