@@ -69,7 +69,7 @@ def _parser():  # type: ignore[no-untyped-def]
     p.add_argument("--overlap", type=float, default=None, metavar="F",
                    help="with --duration: fraction of each window pinned to the previous one (default 0.25)")
     p.add_argument("--resample", type=int, default=None, metavar="U",
-                   help="with --duration: RePaint resampling passes per step while pinned (default 1)")
+                   help="with --duration: RePaint resampling passes per step while pinned (default 0)")
     return p
 
 
@@ -217,7 +217,7 @@ def _long_request(a: argparse.Namespace, cfg: Any, meta: Any) -> Optional[dict[s
     overlap = 0.25 if a.overlap is None else a.overlap
     if not 0.0 < overlap < 1.0:
         raise UserError("--overlap", f"must be between 0 and 1, exclusive (got {overlap})")
-    resample = 1 if a.resample is None else a.resample
+    resample = 0 if a.resample is None else a.resample
     if resample < 0:
         raise UserError("--resample", f"must be >= 0 (got {resample})")
     schedule = None

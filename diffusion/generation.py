@@ -80,23 +80,26 @@ def plan_labels(samples: str, meta: ModelMeta, seed: int) -> LabelPlan:
     return RequestPlan(columns, rows, counts, n_labels, seed)
 
 
-def output_bytes(n: int, meta: ModelMeta, scaled: bool) -> int:
-    """Uncompressed size of a generated file: N x C x L float32 (twice with --scaled) plus int64 labels."""
+def output_bytes(n: int, meta: ModelMeta, scaled: bool, length: Optional[int] = None) -> int:
+    """Uncompressed size of a generated file: N x C x L float32 (twice with --scaled) plus int64 labels;
+    L is the model's window, or `length` samples for recordings of another length (--duration)."""
     d = meta.data
-    per = len(d.channels) * int(d.window_len) * 4 * (2 if scaled else 1) + 8 * len(d.label_names)
+    n_time = int(d.window_len) if length is None else int(length)
+    per = len(d.channels) * n_time * 4 * (2 if scaled else 1) + 8 * len(d.label_names)
     return int(n) * per
 
 
-def check_free_space(n: int, meta: ModelMeta, out: str | os.PathLike, scaled: bool) -> None:
+def check_free_space(n: int, meta: ModelMeta, out: str | os.PathLike, scaled: bool,
+                     length: Optional[int] = None) -> None:
     """Refuse (UserError) a run whose estimated output does not fit in the free space of `out`'s folder.
 
     The estimate is uncompressed (zlib rarely halves float noise), so a refusal is never a false alarm
     by much, and a run that passes does not fill the disk hours in."""
     folder = Path(out).parent if str(Path(out).parent) else Path(".")
-    need = output_bytes(n, meta, scaled)
+    need = output_bytes(n, meta, scaled, length)
     free = shutil.disk_usage(folder).free
     if need > free:
-        raise UserError("--out", f"{n:,} windows need about {need / 2**30:.2f} GiB ({need:,} bytes), but "
+        raise UserError("--out", f"{n:,} {'windows' if length is None else 'recordings'} need about {need / 2**30:.2f} GiB ({need:,} bytes), but "
                                  f"{folder} has {free / 2**30:.2f} GiB ({free:,} bytes) free")
 
 
@@ -160,6 +163,17 @@ def _sample_batch(model: torch.nn.Module, y: torch.Tensor, start: int, args: Sam
     return x.clamp(-1, 1).cpu().numpy()
 
 
+def file_attrs(meta: ModelMeta, args: SampleArgs, config_text: str) -> dict[str, Any]:
+    """The root attributes of a generated file (dataloader/synthetic.py): the model's data description and
+    the sampling arguments."""
+    d = meta.data
+    return {"fs": float(d.fs), "channels": d.channels, "label_spec": d.label_spec(), "config": config_text,
+            "model_config": meta.config_text, "sampler": args.sampler, "steps": int(args.steps),
+            "guidance_scale": float(args.guidance_scale), "eta": -1.0 if args.eta is None else float(args.eta),
+            "sigmas": args.sigmas, "seed": int(args.seed), "model_sha256": meta.sha256,
+            "model_step": int(meta.step), "package_version": package_version()}
+
+
 def generate_file(model: torch.nn.Module, meta: ModelMeta, labels: LabelPlan | np.ndarray, args: SampleArgs,
                   out: str | os.PathLike, *, config_text: str, scaled: bool = False,
                   device: torch.device | str = "cpu",
@@ -177,11 +191,7 @@ def generate_file(model: torch.nn.Module, meta: ModelMeta, labels: LabelPlan | n
     plan = as_plan(labels)
     d = meta.data
     lo, hi = d.ranges
-    attrs = {"fs": float(d.fs), "channels": d.channels, "label_spec": d.label_spec(), "config": config_text,
-             "model_config": meta.config_text, "sampler": args.sampler, "steps": int(args.steps),
-             "guidance_scale": float(args.guidance_scale), "eta": -1.0 if args.eta is None else float(args.eta),
-             "sigmas": args.sigmas, "seed": int(args.seed), "model_sha256": meta.sha256,
-             "model_step": int(meta.step), "package_version": package_version()}
+    attrs = file_attrs(meta, args, config_text)
     writer = SyntheticWriter(out, attrs=attrs, run_key=run_key(meta, args, plan, scaled), labels=plan,
                              n_channels=len(d.channels), length=int(d.window_len), scaled=scaled)
     n = plan.n

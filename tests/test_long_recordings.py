@@ -83,6 +83,14 @@ def test_every_sampler_keeps_the_pinned_part(name: str) -> None:
     z = sample(name, fn, m.schedule, 3, NoiseSource(0, [0], (2, 32)))
     assert (z[..., :8] - known[..., :8]).abs().max() <= 1e-6
     assert not torch.allclose(z[..., 8:], known[..., 8:])
+    # soft weights: exact where 1, free where 0, in between neither the known values nor unconstrained
+    w = torch.tensor([1.0] * 6 + [0.75, 0.5, 0.25] + [0.0] * 23).view(1, 1, 32)
+    g.manual_seed(1)
+    soft = ReplacementDenoiser(lambda x, s: m.denoiser(x, s, torch.tensor([[0, 1]])), known, w,
+                               lambda sh: torch.randn(sh, generator=g), resample=0)
+    z = sample(name, soft, m.schedule, 3, NoiseSource(0, [0], (2, 32)))
+    assert (z[..., :6] - known[..., :6]).abs().max() <= 1e-6
+    assert not torch.allclose(z[..., 6:9], known[..., 6:9])
 
 
 @pytest.mark.parametrize("first_stage", [{"type": "identity"}, {"type": "sampling", "factor": 4}])
@@ -90,6 +98,10 @@ def test_sample_long_shape_determinism_and_window_zero(first_stage: dict) -> Non
     m = _model(first_stage)
     plan = plan_windows(m, 200, 0.25)
     assert plan.n_windows == 4 and plan.total_latent * plan.factor >= 200
+    w = plan.weights()   # half the shared part pinned, its last eighth a ramp strictly between 1 and 0
+    assert plan.pinned == plan.shared - plan.shared // 2 and plan.ramp == plan.pinned // 8
+    assert (w[:plan.pinned - plan.ramp] == 1).all() and (w[plan.pinned:] == 0).all()
+    assert ((w[plan.pinned - plan.ramp:plan.pinned] > 0) & (w[plan.pinned - plan.ramp:plan.pinned] < 1)).all()
     x = sample_long(m, 200, [1, 0], "ddim", 4, 1.0, 3)
     assert x.shape == (2, 200) and torch.isfinite(x).all()
     assert torch.equal(x, sample_long(m, 200, [1, 0], "ddim", 4, 1.0, 3))      # same seed, same bytes
@@ -118,7 +130,7 @@ def test_sample_long_per_window_labels_and_errors() -> None:
             sample_long(m, 150, [0, 0], "ddim", 3, 1.0, 0, **kw)
     with pytest.raises(UserError, match="at least one sample"):
         sample_long(m, 0, [0, 0], "ddim", 3, 1.0, 0)
-    # resampling changes the result (it is not a no-op) and costs one more evaluation per pinned call
+    # resampling changes the result (it is not a no-op)
     assert not torch.equal(sample_long(m, 150, [0, 0], "ddim", 3, 1.0, 0, resample=0),
                            sample_long(m, 150, [0, 0], "ddim", 3, 1.0, 0, resample=1))
 
@@ -195,3 +207,19 @@ def test_generate_duration_refuses(trained: Path, tmp_path: Path, capsys: pytest
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and expect in err, err
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_seam_benchmark_runs(trained: Path, tmp_path: Path) -> None:
+    """bench/seams.py end to end on the tiny model: JSON, markdown and plot, a row per statistic and method."""
+    import json
+
+    from bench.seams import main as seams_main
+
+    model = trained.parent / "run" / "model.safetensors"
+    assert seams_main(["--checkpoint", str(model), "--duration", "5min", "--recordings", "2", "--steps", "2",
+                       "--methods", "pinned,independent", "--out", str(tmp_path / "seams")]) == 0
+    res = json.loads((tmp_path / "seams.json").read_text())
+    assert set(res["methods"]) == {"pinned", "independent"} and res["duration_s"] == 300
+    rows = res["methods"]["pinned"]["rows"]
+    assert {r["statistic"] for r in rows} >= {"A mean |step| across the join", "B p99 |step| within 8"}
+    assert (tmp_path / "seams.md").read_text().startswith("# Seams") and (tmp_path / "seams.png").stat().st_size
