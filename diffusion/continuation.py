@@ -38,7 +38,7 @@ from .samplers import CountingDenoiser, NoiseSource, sample as run_sampler, samp
 
 PIN_STREAM = 2            # sample_seed stream of the replacement noise (stream 1 is the Brownian trees')
 # resampling passes per denoiser call (RePaint U - 1). 0 by default: in bench/results/seams_ctg.md one pass
-# smooths the whole recording (inside |step| 25 % below the model's own windows) for no gain at the joins
+# smooths the whole recording (inside |step| about 30 % below the model's own windows) for no gain at the joins
 DEFAULT_RESAMPLE = 0
 MAX_WINDOWS = 100_000     # windows in one recording (a bound on time and memory, far above any real request)
 
