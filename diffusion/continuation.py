@@ -6,10 +6,11 @@
 The recording is a chain of windows in the latent space of the model's first stage. Window 0 is sampled as
 `DiffusionModel.sample` samples window 0 of `seed` (the same noise, so the same window). Window k > 0
 shares `shared` latent positions (`overlap` of the window) with window k - 1: the first half of them
-(`pinned`) are pinned to window k - 1's values by replacement with resampling inside the denoiser
-(diffusion/inpaint.py, RePaint), so every sampler of the registry continues a recording unchanged, and
-window k regenerates the second half, window k - 1's last positions (a window's edge is rougher than its
-interior, so the join is placed inside both windows). Each window moves on by `latent_len - shared`
+(`pinned`) are pinned to window k - 1's values by replacement inside the denoiser (diffusion/inpaint.py,
+RePaint; its resampling passes are optional, `resample`), so every sampler of the registry continues a
+recording unchanged; the last `ramp` pinned positions are pinned softly (weights from 1 down to 0), so the
+hand-over is a ramp, not a step; and window k regenerates the second half, window k - 1's last positions (a
+window's edge is rougher than its interior, so the join is placed inside both windows). Each window moves on by `latent_len - shared`
 positions; the chain is decoded once (in chunks, `decode_long`) and cut to `n_samples`.
 
 Latent positions and samples: every first stage compresses time by its `factor` with a stride, so latent

@@ -16,7 +16,9 @@ call: `resample` times, x0_hat is computed, the input is moved deterministically
 then fresh noise of variance sigma^2 (1 - jump^2) brings it back to sigma, with the known part replaced
 again; the last estimate is returned. Each resampling costs one more network evaluation per call. The
 sampler's own state is not changed (a wrapper cannot reach it): what it receives is the harmonised estimate,
-which is what its update uses.
+which is what its update uses. Measured consequence (bench/results/seams_ctg.md): the estimate of a re-noised
+input is smoother than the sampler's own, so resampling smooths the whole window, not only the join;
+diffusion/continuation.py leaves it off by default.
 """
 from __future__ import annotations
 

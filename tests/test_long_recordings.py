@@ -118,7 +118,9 @@ def test_sample_long_per_window_labels_and_errors() -> None:
     m = _model({"type": "identity"})
     plan = plan_windows(m, 150, 0.5)
     rows = torch.tensor([[0, 0]] * plan.n_windows)
-    a = sample_long(m, 150, rows, "dpm_solver", 3, 2.0, 0, overlap=0.5)
+    calls: list[tuple[int, int]] = []
+    a = sample_long(m, 150, rows, "dpm_solver", 3, 2.0, 0, overlap=0.5, progress=lambda d, n: calls.append((d, n)))
+    assert calls == [(k + 1, plan.n_windows) for k in range(plan.n_windows)]
     rows[-1] = torch.tensor([2, 1])
     b = sample_long(m, 150, rows, "dpm_solver", 3, 2.0, 0, overlap=0.5)
     start = plan.new_start(plan.n_windows - 1)
