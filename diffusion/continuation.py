@@ -42,6 +42,7 @@ PIN_STREAM = 2            # sample_seed stream of the replacement noise (stream 
 # smooths the whole recording (inside |step| about 30 % below the model's own windows) for no gain at the joins
 DEFAULT_RESAMPLE = 0
 MAX_WINDOWS = 100_000     # windows in one recording (a bound on time and memory, far above any real request)
+MAX_VALUES = 500_000_000  # samples x channels of one recording: it is held in memory whole (2 GB of float32)
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,9 @@ def plan_windows(model: Any, n_samples: int, overlap: float = 0.25) -> WindowPla
     ramp = pinned // 8
     need = -(-int(n_samples) // factor)                          # latent positions the recording needs
     n_windows = 1 + max(0, -(-(need - lat) // (lat - shared)))
+    if int(n_samples) * int(model.channels) > MAX_VALUES:
+        raise UserError("duration", f"{n_samples:,} samples x {model.channels} channels exceed the {MAX_VALUES:,} "
+                                    "values one recording may hold in memory; ask for a shorter one")
     if n_windows > MAX_WINDOWS:
         raise UserError("duration", f"{n_samples:,} samples need {n_windows:,} windows; at most {MAX_WINDOWS:,}")
     return WindowPlan(int(n_samples), factor, int(lat), shared, pinned, ramp, n_windows)

@@ -132,6 +132,8 @@ def test_sample_long_per_window_labels_and_errors() -> None:
             sample_long(m, 150, [0, 0], "ddim", 3, 1.0, 0, **kw)
     with pytest.raises(UserError, match="at least one sample"):
         sample_long(m, 0, [0, 0], "ddim", 3, 1.0, 0)
+    with pytest.raises(UserError, match="values one recording may hold"):
+        plan_windows(m, 300_000_000, 0.25)          # 2 channels: 600 M values, refused before any work
     # resampling changes the result (it is not a no-op)
     assert not torch.equal(sample_long(m, 150, [0, 0], "ddim", 3, 1.0, 0, resample=0),
                            sample_long(m, 150, [0, 0], "ddim", 3, 1.0, 0, resample=1))
