@@ -20,7 +20,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 import argparse
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 from dataloader.atomic import check_out_dir, check_out_file
 from dataloader.class_csv import MAX_CSV_ROWS, MAX_WINDOWS
@@ -58,9 +58,18 @@ def _parser():  # type: ignore[no-untyped-def]
     p.add_argument("--plot_n", type=int, default=6, metavar="N",
                    help="generated windows in the --plot (1-100); with a class CSV at least one of every "
                         "requested class")
-    p.add_argument("--export", choices=("wfdb", "csv"), default=None,
+    p.add_argument("--export", choices=("wfdb", "edf", "csv"), default=None,
                    help="also export every window to <out without .h5>-<format>/ (see python -m tools.export)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    p.add_argument("--duration", default=None, metavar="TIME",
+                   help="recordings of this length instead of single windows (90s, 30min, 2h, 1h30m, mm:ss; "
+                        "at most 48 h), by continuation: each window's first part pinned to the previous one")
+    p.add_argument("--schedule", default=None, metavar="FILE.csv",
+                   help="with --duration: labels along the recording (columns start, then label columns)")
+    p.add_argument("--overlap", type=float, default=None, metavar="F",
+                   help="with --duration: fraction of each window pinned to the previous one (default 0.25)")
+    p.add_argument("--resample", type=int, default=None, metavar="U",
+                   help="with --duration: RePaint resampling passes per step while pinned (default 0)")
     return p
 
 
@@ -122,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = _check_outputs(a)
     ckpt = _model_path(cfg, a)
     from diffusion.checkpoint import check_against_config, read_model_meta
-    from diffusion.generation import check_free_space, generate_file, output_bytes, used_config_text
+    from diffusion.generation import check_free_space, output_bytes, used_config_text
 
     meta = read_model_meta(ckpt)
     file_meta = meta  # the --checkpoint file's (with sr, load_sr_pipeline's meta is the SR model's)
@@ -133,7 +142,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         sr_file = check_sr_file(cfg, meta)
     labels, args = _plan_labels(a, meta, args)
-    check_free_space(len(labels), meta, out, a.scaled)
+    long = _long_request(a, cfg, meta)
+    check_free_space(len(labels), meta, out, a.scaled, None if long is None else long["n_samples"])
     real = None
     if a.plot is not None:
         from dataloader.dataset import WindowDataset
@@ -141,8 +151,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         real = WindowDataset(cfg.data.prepared, "test")  # fails early (UserError) if there is no prepared file
     if a.dry_run:
         print(cfg.yaml(), end="")
-        size = output_bytes(len(labels), meta, a.scaled) / 1e6
-        print(f"# would write {len(labels):,} windows (about {size:,.1f} MB uncompressed) to {out} with {args}")
+        size = output_bytes(len(labels), meta, a.scaled, None if long is None else long["n_samples"]) / 1e6
+        what = "windows" if long is None else f"recordings of {long['n_samples']:,} samples"
+        print(f"# would write {len(labels):,} {what} (about {size:,.1f} MB uncompressed) to {out} with {args}")
         return 0
 
     from accelerate import PartialState
@@ -150,14 +161,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     set_threads(a.threads)
     device = PartialState().device
     model, meta = _load_model(ckpt, meta, sr_file, cfg, device)
-    # a terminal gets generate_file's tqdm bar; a pipe or log file gets a line every 10% or 30 s
-    from evaluation.progress import LineProgress
-
-    lines = None if sys.stderr.isatty() else LineProgress("generate", len(labels), "window")
     used = used_config_text(cfg, file_meta, args, meta if sr_file else None)
-    path = generate_file(model, meta, labels, args, out, config_text=used,
-                         scaled=a.scaled, device=device, on_batch=lines, progress=lines is None)
-    print(f"wrote {len(labels)} windows to {path}")
+    path = _write(a, model, meta, labels, args, out, used, device, long)
     if real is not None:
         print(f"plot: {_plot(a, path, labels, real, args.seed)}")
     if a.export:
@@ -167,6 +172,62 @@ def main(argv: Sequence[str] | None = None) -> int:
         files = export(path, a.export, folder)
         print(f"exported {len(files)} files to {folder}")
     return 0
+
+
+def _write(a: argparse.Namespace, model: Any, meta: Any, labels: Any, args: Any, out: Path, used: str,
+           device: Any, long: Optional[dict[str, Any]]) -> Path:
+    """Sample and write the file: windows (generate_file) or, with --duration, recordings (generate_long_file).
+    A terminal gets a tqdm bar; a pipe or log file gets a line every 10% or 30 s."""
+    from evaluation.progress import LineProgress
+
+    unit = "window" if long is None else "recording"
+    lines = None if sys.stderr.isatty() else LineProgress("generate", len(labels), unit)
+    if long is not None:
+        from diffusion.long_file import generate_long_file
+
+        path = generate_long_file(model, meta, labels, args, out, config_text=used, scaled=a.scaled,
+                                  on_batch=lines, progress=lines is None, **long)
+    else:
+        from diffusion.generation import generate_file
+
+        path = generate_file(model, meta, labels, args, out, config_text=used,
+                             scaled=a.scaled, device=device, on_batch=lines, progress=lines is None)
+    print(f"wrote {len(labels)} {unit}s to {path}")
+    return path
+
+
+def _long_request(a: argparse.Namespace, cfg: Any, meta: Any) -> Optional[dict[str, Any]]:
+    """--duration (with --schedule, --overlap, --resample) -> generate_long_file's keyword arguments, or None
+    for single windows. Checked before any work: a diffusion model without super-resolution, a length that
+    parse_duration accepts, a schedule that fits the model's labels and the recording."""
+    if a.duration is None:
+        for name in ("schedule", "overlap", "resample"):
+            if getattr(a, name) is not None:
+                raise UserError(f"--{name}", "only with --duration")
+        return None
+    from dataloader.duration import parse_duration
+    from diffusion.long_file import n_samples_of
+
+    seconds = parse_duration(a.duration, "--duration")
+    if meta.config.model.type != "diffusion" or cfg.get("sr") is not None:
+        raise UserError("--duration", "recordings longer than a window need a diffusion model without "
+                                      "super-resolution (continuation samples with the model's denoiser)")
+    if a.plot is not None:
+        raise UserError("--plot", "draws single windows; with --duration plot the recordings with bench/seams.py")
+    overlap = 0.25 if a.overlap is None else a.overlap
+    if not 0.0 < overlap < 1.0:
+        raise UserError("--overlap", f"must be between 0 and 1, exclusive (got {overlap})")
+    resample = 0 if a.resample is None else a.resample
+    if resample < 0:
+        raise UserError("--resample", f"must be >= 0 (got {resample})")
+    schedule = None
+    if a.schedule is not None:
+        from dataloader.schedule_csv import read_schedule_csv
+
+        schedule = read_schedule_csv(a.schedule, meta.data.label_names, meta.data.class_names)
+        schedule.check_within(seconds, a.schedule)
+    return {"n_samples": n_samples_of(seconds, meta.data.fs), "overlap": float(overlap),
+            "resample": int(resample), "schedule": schedule}
 
 
 def _model_path(cfg: Any, a: argparse.Namespace) -> str:

@@ -80,23 +80,26 @@ def plan_labels(samples: str, meta: ModelMeta, seed: int) -> LabelPlan:
     return RequestPlan(columns, rows, counts, n_labels, seed)
 
 
-def output_bytes(n: int, meta: ModelMeta, scaled: bool) -> int:
-    """Uncompressed size of a generated file: N x C x L float32 (twice with --scaled) plus int64 labels."""
+def output_bytes(n: int, meta: ModelMeta, scaled: bool, length: Optional[int] = None) -> int:
+    """Uncompressed size of a generated file: N x C x L float32 (twice with --scaled) plus int64 labels;
+    L is the model's window, or `length` samples for recordings of another length (--duration)."""
     d = meta.data
-    per = len(d.channels) * int(d.window_len) * 4 * (2 if scaled else 1) + 8 * len(d.label_names)
+    n_time = int(d.window_len) if length is None else int(length)
+    per = len(d.channels) * n_time * 4 * (2 if scaled else 1) + 8 * len(d.label_names)
     return int(n) * per
 
 
-def check_free_space(n: int, meta: ModelMeta, out: str | os.PathLike, scaled: bool) -> None:
+def check_free_space(n: int, meta: ModelMeta, out: str | os.PathLike, scaled: bool,
+                     length: Optional[int] = None) -> None:
     """Refuse (UserError) a run whose estimated output does not fit in the free space of `out`'s folder.
 
     The estimate is uncompressed (zlib rarely halves float noise), so a refusal is never a false alarm
     by much, and a run that passes does not fill the disk hours in."""
     folder = Path(out).parent if str(Path(out).parent) else Path(".")
-    need = output_bytes(n, meta, scaled)
+    need = output_bytes(n, meta, scaled, length)
     free = shutil.disk_usage(folder).free
     if need > free:
-        raise UserError("--out", f"{n:,} windows need about {need / 2**30:.2f} GiB ({need:,} bytes), but "
+        raise UserError("--out", f"{n:,} {'windows' if length is None else 'recordings'} need about {need / 2**30:.2f} GiB ({need:,} bytes), but "
                                  f"{folder} has {free / 2**30:.2f} GiB ({free:,} bytes) free")
 
 

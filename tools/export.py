@@ -1,12 +1,15 @@
-"""Export generated samples to files clinicians' tools open: WFDB records or plain CSV.
+"""Export generated samples to files clinicians' tools open: WFDB records, EDF+ or plain CSV.
 
     python -m tools.export synthetic.h5 --format wfdb --out DIR [--limit N]
+    python -m tools.export synthetic.h5 --format edf --out DIR
     python -m tools.export synthetic.h5 --format csv --out DIR
 
 WFDB: one record per sample (`syn_000000.hea` + `.dat`, format 16 with the gain chosen per channel by
 wfdb.wrsamp), channel names, units and fs from the file; the labels and the generation arguments are
 header comments, and every header says the record is synthetic. CSV: one file per sample with a
 `time_s,<channel> [<unit>],...` header, plus `index.csv` (record, one column per label with class names).
+EDF: one EDF+ file per sample (tools/export_edf.py): units, rate and channel names from the file, the
+labels and the synthetic origin as annotations, physical range from the channels' declared ranges.
 Each file is written under a temporary name and renamed, so an interrupted export leaves whole files only.
 """
 from __future__ import annotations
@@ -24,7 +27,7 @@ from dataloader.cli import make_parser, run_main
 from dataloader.errors import UserError
 from dataloader.synthetic import read_synthetic
 
-FORMATS = ("wfdb", "csv")
+FORMATS = ("wfdb", "edf", "csv")
 
 
 def _record_names(n: int) -> list[str]:
@@ -95,6 +98,12 @@ def export(path: str | os.PathLike, fmt: str, out_dir: str | os.PathLike, limit:
     if fmt == "wfdb":
         _write_wfdb(samples, names, texts, attrs, out)
         files = [out / f"{n}{e}" for n in names for e in (".hea", ".dat")]
+    elif fmt == "edf":
+        from .export_edf import write_edf
+
+        for x, name, text in zip(samples, names, texts):
+            write_edf(x, text, attrs, out / f"{name}.edf")
+        files = [out / f"{n}.edf" for n in names]
     else:
         _write_csv(samples, names, attrs, out)
         files = [out / f"{n}.csv" for n in names]
@@ -108,7 +117,7 @@ def export(path: str | os.PathLike, fmt: str, out_dir: str | os.PathLike, limit:
 def main(argv: Sequence[str] | None = None) -> int:
     p = make_parser("python -m tools.export", __doc__.split("\n\n")[0] + "\n\n" + __doc__.split("\n\n", 2)[2])
     p.add_argument("file", metavar="FILE.h5", help="generated samples (generate.py --out)")
-    p.add_argument("--format", required=True, choices=FORMATS, help="wfdb records or one CSV per sample")
+    p.add_argument("--format", required=True, choices=FORMATS, help="wfdb records, EDF+ files or one CSV per sample")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (created if its parent exists)")
     p.add_argument("--limit", type=int, default=None, metavar="N", help="export only the first N samples")
     a = p.parse_args(argv)
