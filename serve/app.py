@@ -23,9 +23,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from dataloader.duration import parse_duration
+from dataloader.errors import UserError
+
 from .catalog import ModelEntry, find_models
 from .jobs import Job, JobStore, QueueFull
-from .length import parse_length
 from .render import PREVIEW, Recording
 from .schemas import Catalog, ErrorBody, JobRequest, JobState, ModelCard, path_like
 from .settings import DEFAULT_PRESET, PRESETS, Settings, formats
@@ -86,16 +88,14 @@ def _install_handlers(app: FastAPI) -> None:
 
 
 def _check_length(entry: ModelEntry, text: str, max_seconds: float) -> tuple[float, int]:
-    """(seconds, samples) of the `length` field, or ApiError 422. Until recordings of any length land
-    (diffusion/continuation.py), a recording is at most one model window."""
+    """(seconds, samples) of the `length` field, or ApiError 422. A recording longer than the model's window
+    is continued window by window (diffusion/continuation.py); the app's --max_seconds bounds it."""
     try:
-        seconds = parse_length(text)
-    except ValueError as e:
-        raise ApiError(422, "length", str(e)) from None
-    limit = min(max_seconds, entry.window_seconds)
-    if seconds > limit:
-        why = "the app's --max_seconds" if limit == max_seconds else f"one window of model {entry.name!r}"
-        raise ApiError(422, "length", f"{seconds:g} s is over the limit of {limit:g} s ({why})")
+        seconds = parse_duration(text, "length")
+    except UserError as e:
+        raise ApiError(422, "length", e.what) from None
+    if seconds > max_seconds:
+        raise ApiError(422, "length", f"{seconds:g} s is over the limit of {max_seconds:g} s (the app's --max_seconds)")
     n = int(round(seconds * float(entry.meta.data.fs)))
     if n < 1:
         raise ApiError(422, "length", f"{seconds:g} s is less than one sample at {entry.meta.data.fs:g} Hz")
@@ -200,7 +200,7 @@ def _install_api(app: FastAPI) -> None:
     def get_models() -> Catalog:
         """The model cards, the quality presets and the download formats."""
         s: Settings = app.state.settings
-        cards = [ModelCard(**e.card(), max_seconds=min(s.max_seconds, e.window_seconds))
+        cards = [ModelCard(**e.card(), max_seconds=s.max_seconds)
                  for e in app.state.models.values()]
         return Catalog(models=cards, default_preset=DEFAULT_PRESET,
                        presets=[{"name": k, "sampler": p.sampler, "steps": p.steps, "description": p.description}

@@ -1,9 +1,8 @@
 """One recording: sample it, write the HDF5 file, draw the preview, and export it to a download format.
 
-`sample_recording` is the one place that turns a model and a request into signal: today it samples one
-model window and keeps its first `n_samples`; recordings longer than a window will come from
-`diffusion.continuation.sample_long`, which takes the same arguments (the app then lifts the window limit in
-app.py's `_check_length`). Everything else here is format plumbing through the existing writers:
+`sample_recording` is the one place that turns a model and a request into signal: a recording of any length
+through `diffusion.continuation.sample_long` (windows chained by continuation; a recording of at most one
+window is the start of the model's own window of (seed, 0)). Everything else here is format plumbing through the existing writers:
 dataloader/synthetic.py (HDF5), tools/export.py (WFDB, CSV, ...), evaluation/sample_grid.py (the preview in
 clinical style). Every file is written under a temporary name and renamed.
 """
@@ -60,14 +59,11 @@ def install_counter(model: torch.nn.Module) -> None:
 
 def sample_recording(model: torch.nn.Module, n_samples: int, labels: torch.Tensor, sampler: str, steps: int,
                      guidance_scale: float, seed: int, **options: Any) -> torch.Tensor:
-    """(C, n_samples) in [-1, 1]: the recording. labels: (n_labels,) codes. Today at most one window: the first
-    `n_samples` samples of the window of (seed, 0); `diffusion.continuation.sample_long` replaces this body."""
-    if n_samples > model.length:
-        raise UserError("length", f"{n_samples} samples is longer than the model's window ({model.length})")
+    """(C, n_samples) in [-1, 1]: the recording. labels: (n_labels,) codes."""
+    from diffusion.continuation import sample_long
+
     with torch.no_grad():
-        x = model.sample(1, labels[None], sampler=sampler, steps=steps, guidance_scale=guidance_scale, seed=seed,
-                         batch_size=1, **options)
-    return x[0, :, :n_samples].float()
+        return sample_long(model, n_samples, labels, sampler, steps, guidance_scale, seed, **options).float()
 
 
 def sample_args(rec: Recording) -> Any:
@@ -85,7 +81,10 @@ def render(rec: Recording, folder: Path, device: Any, progress: Callable[[float]
     Returns the HDF5 path. The same request gives the same bytes."""
     model = rec.entry.loaded(device, install_counter)
     args = sample_args(rec)
-    expected = max(1, args.steps)  # the presets' samplers evaluate the network once per step
+    from diffusion.continuation import plan_windows
+
+    # the presets' samplers evaluate the network once per step, in every window of the recording
+    expected = max(1, args.steps) * plan_windows(model, rec.n_samples).n_windows
     done = [0]
 
     def tick() -> None:

@@ -44,7 +44,8 @@ def formats() -> dict[str, Format]:
     from tools.export import FORMATS
 
     out = {"hdf5": Format(".h5", "application/x-hdf5", "HDF5 (physiodiff synthetic file, any HDF5 reader)")}
-    described = {"wfdb": "WFDB record (.hea + .dat), zipped", "csv": "CSV (time + one column per channel), zipped"}
+    described = {"wfdb": "WFDB record (.hea + .dat), zipped", "csv": "CSV (time + one column per channel), zipped",
+                 "edf": "EDF+ (labels and synthetic origin as annotations), zipped"}
     for name in FORMATS:
         out[name] = Format(".zip", "application/zip", described.get(name, f"{name} export, zipped"))
     return out

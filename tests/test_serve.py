@@ -21,7 +21,6 @@ fastapi = pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from serve.app import create_app  # noqa: E402
-from serve.length import parse_length  # noqa: E402
 from serve.settings import Settings, formats  # noqa: E402
 
 LABELS = {"grp": "b", "score": "high"}
@@ -78,7 +77,7 @@ def test_model_cards_list_channels_labels_and_training(client: TestClient) -> No
     assert [c["name"] for c in card["channels"]] == ["A", "B"] and card["channels"][0]["unit"] == "mV"
     assert card["labels"] == [{"name": "grp", "classes": ["a", "b"]}, {"name": "score", "classes": ["low", "high"]}]
     assert card["training"]["step"] == 4 and card["training"]["windows"] > 0
-    assert card["max_seconds"] == 32.0  # one window until continuation lands
+    assert card["max_seconds"] == 3600.0  # the app's setting: longer than a window is continued
     assert [f["name"] for f in cat["formats"]] == list(formats())
     assert cat["default_preset"] in [p["name"] for p in cat["presets"]]
 
@@ -95,7 +94,7 @@ def test_unknown_class_label_or_preset_is_422(client: TestClient) -> None:
     _refused(client.post("/api/jobs", json=_job(preset="ultra")), 422, "preset")
 
 
-@pytest.mark.parametrize("length", ["0", "0:00", "0s", "-5", "abc", "1e400", "33", "1h", ""])
+@pytest.mark.parametrize("length", ["0", "0:00", "0s", "-5", "abc", "1e400", "1h1s", "2h", ""])
 def test_length_zero_unreadable_or_over_the_limit_is_422(client: TestClient, length: str) -> None:
     _refused(client.post("/api/jobs", json=_job(length=length)), 422, "length")
 
@@ -166,6 +165,14 @@ def test_a_request_to_every_download_read_back(client: TestClient, tmp_path: Pat
         table = np.loadtxt(io.StringIO(z.read("syn_000000.csv").decode()), delimiter=",", skiprows=1)
         assert "b,high" in z.read("index.csv").decode()
     np.testing.assert_allclose(table[:, 1:].T, samples[0], rtol=1e-5, atol=1e-5)
+    import edfio
+
+    zipfile.ZipFile(io.BytesIO(got["edf"].content)).extractall(tmp_path / "edf")
+    edf = edfio.read_edf(tmp_path / "edf" / "syn_000000.edf")
+    assert [x.label for x in edf.signals] == ["A", "B"] and [x.physical_dimension for x in edf.signals] == ["mV", "nd"]
+    for c, sig in enumerate(edf.signals):  # within EDF's 16-bit digital resolution of the channel's range
+        step = (sig.physical_range[1] - sig.physical_range[0]) / (sig.digital_range[1] - sig.digital_range[0])
+        assert sig.sampling_frequency == 1.0 and np.abs(sig.data[:20] - samples[0, c]).max() <= step
     # the same request gives the same bytes, in a new job of its own
     again = _wait(client, client.post("/api/jobs", json=_job(length="0:20", seed=7, preset="draft")).json()["id"])
     assert again["id"] != s["id"]
@@ -251,12 +258,16 @@ def test_a_failed_job_says_why_and_a_bug_is_one_generic_line(client: TestClient,
     assert r.status_code == 500 and r.json() == {"detail": "internal error (logged on the server)"}
 
 
-def test_length_texts() -> None:
-    assert parse_length("10:00") == 600 and parse_length("1:30:00") == 5400 and parse_length("90s") == 90
-    assert parse_length("30min") == 1800 and parse_length("1.5 h") == 5400 and parse_length("12") == 12
-    for bad in ("0", "1:60", "h", "2 days", "nan", "-1"):
-        with pytest.raises(ValueError):
-            parse_length(bad)
+def test_a_recording_longer_than_the_window_is_continued(client: TestClient, tmp_path: Path) -> None:
+    s = _wait(client, client.post("/api/jobs", json=_job(length="1:30", seed=3, preset="draft")).json()["id"])
+    assert s["state"] == "done" and s["n_samples"] == 90, s  # 90 samples at 1 Hz: three 32-sample windows chained
+    (tmp_path / "long.h5").write_bytes(client.get(s["files"]["hdf5"]).content)
+    samples, _, _ = read_synthetic(tmp_path / "long.h5")
+    assert samples.shape == (1, 2, 90) and np.isfinite(samples).all()
+    # its start is the model's own first window of the same seed (what a short request returns)
+    short = _wait(client, client.post("/api/jobs", json=_job(length="0:20", seed=3, preset="draft")).json()["id"])
+    (tmp_path / "short.h5").write_bytes(client.get(short["files"]["hdf5"]).content)
+    np.testing.assert_allclose(read_synthetic(tmp_path / "short.h5")[0][0, :, :16], samples[0, :, :16], atol=1e-5)
 
 
 def test_command_line_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -1,5 +1,5 @@
 """The web app in a real browser (slow): headless Chromium, driven by selenium, fills the form on the page of
-a real `python -m serve`, waits for the preview, downloads the HDF5 file and the test opens it.
+a real `python -m serve`, waits for the preview, downloads the EDF file and the test opens it.
 
 Needs Debian's chromium and chromium-driver (`make browser-deps`); skips, saying so, where they are absent.
 """
@@ -11,12 +11,12 @@ import subprocess
 import sys
 import time
 import urllib.request
+import zipfile
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
-from dataloader.synthetic import read_synthetic
 from tests.tiny_run import make_tiny_project, run_train, tiny_config
 
 CHROMIUM, DRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
@@ -97,11 +97,15 @@ def test_the_page_generates_previews_and_downloads_a_recording(server: str, tmp_
         wait.until(lambda d: d.execute_script(
             "const i = document.getElementById('preview'); return !i.hidden && i.complete && i.naturalWidth > 0"))
         assert driver.find_element(By.ID, "error").text == ""
-        driver.find_element(By.CSS_SELECTOR, "#downloads a[data-format='hdf5']").click()
-        wait.until(lambda d: [p for p in downloads.iterdir() if p.suffix == ".h5"])
+        driver.find_element(By.CSS_SELECTOR, "#downloads a[data-format='edf']").click()
+        wait.until(lambda d: [p for p in downloads.iterdir() if p.suffix == ".zip"])
     finally:
         driver.quit()
-    (path,) = [p for p in downloads.iterdir() if p.suffix == ".h5"]
-    samples, labels, attrs = read_synthetic(path)
-    assert samples.shape == (1, 2, 25) and labels.tolist() == [[1, 1]]
-    assert attrs["seed"] == 5 and attrs["steps"] == 10
+    import edfio
+
+    (path,) = [p for p in downloads.iterdir() if p.suffix == ".zip"]
+    zipfile.ZipFile(path).extractall(tmp_path / "edf")
+    edf = edfio.read_edf(tmp_path / "edf" / "syn_000000.edf")
+    assert [s.label for s in edf.signals] == ["A", "B"] and all(len(s.data) == 25 for s in edf.signals)
+    texts = " ".join(a.text for a in edf.annotations)
+    assert "synthetic" in texts and "seed 5" in texts
