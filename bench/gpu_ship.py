@@ -34,7 +34,7 @@ JOBS: list[dict[str, Any]] = [
                    "model.unet.num_res_blocks=2", "model.unet.attention_levels=[3]", "model.unet.norm_groups=16"],
      "licence": "non-commercial research use with attribution (CTU-UHB Intrapartum CTG Database, PhysioNet; "
                 "cite Chudacek et al. 2014)"},
-    {"name": "ludb-12lead", "config": "configs/ecg/ludb-diffusion-vqvae.yaml", "eval": "configs/ecg/ludb-eval.yaml",
+    {"name": "ludb-12lead", "config": "configs/ecg/ludb-diffusion-vqvae.yaml", "eval": "configs/ecg/ludb-eval-vqvae.yaml",
      "prepared": "ludb-500hz-4992.h5", "share": 0.4, "classes": None, "first_stage_share": 0.35,
      "overrides": [], "licence": "ODC-By 1.0 (Lobachevsky University Electrocardiography Database, PhysioNet)"},
 ]
@@ -58,28 +58,33 @@ def _run(cmd: list[str], log: Path, timeout_s: float, env: dict[str, str]) -> di
     return {"rc": rc, "s": round(time.time() - t0, 1)}
 
 
-def _stages(job: dict[str, Any], data: Path, runs: Path, minutes: float, quick: bool) -> list[tuple[str, list[str]]]:
-    """(stage, command) of one job: train, generate, eval."""
+def _stages(job: dict[str, Any], data: Path, runs: Path, train_s: float, quick: bool) -> list[tuple[str, list[str]]]:
+    """(stage, command) of one job: train (a learned first stage, then the diffusion model, each with its
+    share of `train_s` seconds: a time-capped first stage ends "stopped early", and `--stage all` would not
+    go on), generate, eval."""
     py = sys.executable
     run = runs / job["name"]
     common = [f"data.prepared={data / job['prepared']}", f"train.out_dir={run / 'model'}",
               *(QUICK if quick else job["overrides"])]
-    fs_min = minutes * job.get("first_stage_share", 0.0)
-    caps = [f"train.max_minutes={minutes - fs_min:.2f}", "train.max_steps=1000000"]
-    if fs_min:
-        caps += [f"model.first_stage.out_dir={run / 'first_stage'}", f"model.first_stage.train.max_minutes={fs_min:.2f}",
-                 "model.first_stage.train.max_steps=1000000"]
-        common += [f"model.first_stage.out_dir={run / 'first_stage'}"]
-    samples = job["classes"] or ("32" if quick else "1000")
-    n_eval = ["--samples", samples] if not quick or not job["classes"] else ["--samples", "32"]
-    return [
-        ("train", [py, "train.py", "--config", job["config"], "--no-progress", *common, *caps]),
-        ("generate", [py, "generate.py", "--config", job["config"], *n_eval, "--out", str(run / "synthetic.h5"),
-                      "--plot", str(run / "plot"), *common]),
+    fs_s = train_s * job.get("first_stage_share", 0.0)
+    train = [py, "train.py", "--config", job["config"], "--no-progress"]
+    stages = []
+    if fs_s:
+        common.append(f"model.first_stage.out_dir={run / 'first_stage'}")
+        stages.append(("train_first_stage", [*train, "--stage", "first_stage", *common,
+                                             f"model.first_stage.train.max_minutes={fs_s / 60:.2f}",
+                                             "model.first_stage.train.max_steps=1000000"]))
+    stages.append(("train", [*train, "--stage", "diffusion", *common, f"train.max_minutes={(train_s - fs_s) / 60:.2f}",
+                             "train.max_steps=1000000"]))
+    samples = "32" if quick else (job["classes"] or "1000")
+    stages += [
+        ("generate", [py, "generate.py", "--config", job["config"], "--samples", samples,
+                      "--out", str(run / "synthetic.h5"), "--plot", str(run / "plot"), *common]),
         ("eval", [py, "eval.py", "--config", job["eval"], "--synthetic", str(run / "synthetic.h5"),
                   "--out", str(run / "eval"), f"eval.fcn.dir={runs / 'fcn'}", *common,
                   *(QUICK_EVAL if quick else [])]),
     ]
+    return stages
 
 
 def _pack(run: Path, out: Path, name: str) -> list[str]:
@@ -109,26 +114,29 @@ def _pack(run: Path, out: Path, name: str) -> list[str]:
     return parts
 
 
-def run_jobs(out: Path, data: Path, runs: Path, budget_s: float, quick: bool) -> dict[str, Any]:
-    """Every job within `budget_s` seconds; returns the summary (also written to out/summary.json)."""
-    t0 = time.time()
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+def run_jobs(out: Path, data: Path, runs: Path, budget_s: float, quick: bool, names: Sequence[str],
+             tail_s: float) -> dict[str, Any]:
+    """The jobs `names` within `budget_s` seconds, each in its slot (its share of the budget), of which
+    `tail_s` is kept for generation and eval; returns the summary (also written to out/summary.json)."""
     import torch
 
+    t0 = time.time()
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
     if torch.cuda.is_available():
         env.setdefault("ACCELERATE_MIXED_PRECISION", "bf16")
-    summary: dict[str, Any] = {"budget_s": budget_s, "quick": quick, "cuda": torch.cuda.is_available(),
+    summary: dict[str, Any] = {"budget_s": budget_s, "quick": quick, "tail_s": tail_s,
                                "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
                                "torch": torch.__version__, "jobs": {}}
-    # what eval and generation take after training, per job (seconds): a GPU's guess, and the CPU rehearsal's
-    tail_s = 45.0 if torch.cuda.is_available() else 60.0
-    for job in JOBS:
-        left = budget_s - (time.time() - t0)
-        train_min = max(0.2, (budget_s * job["share"] - tail_s) / 60.0)
-        res: dict[str, Any] = {}
-        for stage, cmd in _stages(job, data, runs, min(train_min, max(0.2, (left - tail_s) / 60)), quick):
-            left = budget_s - (time.time() - t0)
-            limit = left if stage != "train" else train_min * 60 * 1.5 + 60  # train stops itself at max_minutes
+    jobs = [j for j in JOBS if j["name"] in names]
+    total = sum(j["share"] for j in jobs)
+    slot_end = 0.0
+    for job in jobs:
+        slot_end += budget_s * job["share"] / total
+        train_s = max(10.0, slot_end - (time.time() - t0) - tail_s)
+        res: dict[str, Any] = {"train_s": round(train_s, 1)}
+        for stage, cmd in _stages(job, data, runs, train_s, quick):
+            # training stops itself at max_minutes (and saves); the later stages get what is left of the slot
+            limit = train_s + 120 if stage.startswith("train") else slot_end - (time.time() - t0)
             res[stage] = _run(cmd, out / f"{job['name']}.log", limit, env)
             if res[stage]["rc"] != 0:
                 break
@@ -147,11 +155,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--runs", default="/tmp/gpu-runs", help="folder of the training runs (not returned whole)")
     p.add_argument("--budget_s", type=float, default=480.0, help="seconds for every job together")
     p.add_argument("--quick", action="store_true", help="tiny models and few windows: a CPU rehearsal of the job")
+    p.add_argument("--jobs", nargs="+", default=[j["name"] for j in JOBS], choices=[j["name"] for j in JOBS],
+                   help="which models to train (default: all, sharing the budget by their `share`)")
+    p.add_argument("--tail_s", type=float, default=None,
+                   help="seconds kept per job for generation and eval (default: 100 on a GPU, 120 on CPU)")
     a = p.parse_args(argv)
     out, runs = Path(a.out), Path(a.runs)
     out.mkdir(parents=True, exist_ok=True)
     runs.mkdir(parents=True, exist_ok=True)
-    s = run_jobs(out, Path(a.data), runs, a.budget_s, a.quick)
+    import torch
+
+    tail = a.tail_s if a.tail_s is not None else (100.0 if torch.cuda.is_available() else 120.0)
+    s = run_jobs(out, Path(a.data), runs, a.budget_s, a.quick, a.jobs, tail)
     print(json.dumps(s, indent=1))
     return 0 if all(all(v.get("rc", 0) == 0 for v in j.values() if isinstance(v, dict)) for j in s["jobs"].values()) else 1
 

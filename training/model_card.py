@@ -131,7 +131,8 @@ def render_card(card: dict[str, Any], weights: str) -> str:
              "## Training", "", "| what | value |", "| --- | --- |",
              *[f"| {k.replace('_', ' ')} | {v} |" for k, v in t.items()], ""]
     if "evaluation" in card:
-        lines += ["## Evaluation on test patients (eval.py)", "", card["evaluation"]["table"].strip(), ""]
+        table = "\n".join("##" + ln if ln.startswith("#") else ln for ln in card["evaluation"]["table"].splitlines())
+        lines += ["## Evaluation on test patients (eval.py)", "", table.strip(), ""]  # its headings under this one
     else:
         lines += ["## Evaluation", "", "Not evaluated yet.", ""]
     if "audit" in card:
