@@ -34,9 +34,12 @@ def _parser():  # type: ignore[no-untyped-def]
 
     doc = __doc__.split("\n\n")
     p = make_parser("generate.py", "\n\n".join(doc[:3]), epilog=doc[3] + "\n\nsamplers: " + ", ".join(list_samplers()))
-    add_config_args(p)
+    add_config_args(p, required=False)
     p.add_argument("--checkpoint", metavar="FILE", default=None,
                    help="model file (default: <train.out_dir>/model.safetensors)")
+    p.add_argument("--model", metavar="NAME", default=None,
+                   help="a shipped model, models/NAME/model.safetensors (its card: models/NAME/README.md); "
+                        "without --config its own stored config is used, overrides applied")
     p.add_argument("--samples", required=True, metavar="N|FILE.csv",
                    help=f"number of windows (labels like the training data) or a class CSV with a count column; "
                         f"at most {MAX_WINDOWS:,} windows per file, {MAX_CSV_ROWS:,} CSV rows")
@@ -126,10 +129,9 @@ def _plot(a: argparse.Namespace, path: Path, labels: object, real: object, seed:
 
 def main(argv: Sequence[str] | None = None) -> int:
     a = _parser().parse_intermixed_args(argv)  # overrides may come before or after options
-    cfg = load_config(a.config, a.overrides)
+    cfg, ckpt = _config_and_model(a)
     args = _sample_args(cfg, a)
     out = _check_outputs(a)
-    ckpt = _model_path(cfg, a)
     from diffusion.checkpoint import check_against_config, read_model_meta
     from diffusion.generation import check_free_space, output_bytes, used_config_text
 
@@ -228,6 +230,26 @@ def _long_request(a: argparse.Namespace, cfg: Any, meta: Any) -> Optional[dict[s
         schedule.check_within(seconds, a.schedule)
     return {"n_samples": n_samples_of(seconds, meta.data.fs), "overlap": float(overlap),
             "resample": int(resample), "schedule": schedule}
+
+
+def _config_and_model(a: argparse.Namespace) -> tuple[Any, str]:
+    """(the config, the model file): --model NAME (a shipped model; its stored config unless --config), or
+    --config with --checkpoint or <train.out_dir>/model.safetensors."""
+    if a.model is not None:
+        from diffusion.checkpoint import read_model_meta
+        from dataloader.config import config_from_text
+        from tools.ship import shipped_model
+
+        if a.checkpoint is not None:
+            raise UserError("--model", "give a shipped --model or a --checkpoint file, not both")
+        ckpt = str(shipped_model(a.model))
+        if a.config is not None:
+            return load_config(a.config, a.overrides), ckpt
+        return config_from_text(read_model_meta(ckpt).config_text, f"model {a.model}", a.overrides), ckpt
+    if a.config is None:
+        raise UserError("--config", "required (or --model NAME for a shipped model)")
+    cfg = load_config(a.config, a.overrides)
+    return cfg, _model_path(cfg, a)
 
 
 def _model_path(cfg: Any, a: argparse.Namespace) -> str:

@@ -68,3 +68,35 @@ def test_cast_refuses_values_float16_cannot_hold() -> None:
         cast_weights({"w": torch.tensor([1e6])}, torch.float16, "--dtype")
     out = cast_weights({"w": torch.tensor([1.5]), "n": torch.tensor([3])}, torch.float16, "--dtype")
     assert out["w"].dtype == torch.float16 and out["n"].dtype == torch.int64
+
+
+def test_generate_uses_a_shipped_model_by_name(trained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture) -> None:
+    """generate.py --model NAME: the shipped file and its own stored config, no training and no --config;
+    the same windows as generating from that file with the run's config."""
+    import tools.ship
+    from dataloader.synthetic import read_synthetic
+    from generate import main as gen_main
+
+    models = tmp_path / "models"
+    models.mkdir()
+    assert _ship(trained.parent / "run", models) == 0
+    monkeypatch.setattr(tools.ship, "MODELS_DIR", models)
+    with pytest.raises(SystemExit) as e:
+        run_main(gen_main, ["--model", "tiny-test", "--samples", "4", "--out", str(tmp_path / "a.h5"), "--seed", "3"])
+    assert e.value.code in (0, None)
+    with pytest.raises(SystemExit):
+        run_main(gen_main, ["--config", str(trained), "--checkpoint", str(models / "tiny-test" / "model.safetensors"),
+                            "--samples", "4", "--out", str(tmp_path / "b.h5"), "--seed", "3"])
+    a, la, _ = read_synthetic(tmp_path / "a.h5")
+    b, lb, _ = read_synthetic(tmp_path / "b.h5")
+    assert a.shape == (4, 2, 32) and np.array_equal(a, b) and np.array_equal(la, lb)
+    capsys.readouterr()
+    for argv, expect in ((["--model", "nope"], "error: --model: no shipped model 'nope' (shipped: tiny-test)"),
+                         (["--model", "../run"], "error: --model: no shipped model '../run'"),
+                         (["--model", "tiny-test", "--checkpoint", "x.safetensors"], "not both"),
+                         ([], "error: --config: required (or --model NAME")):
+        with pytest.raises(SystemExit) as e:
+            run_main(gen_main, [*argv, "--samples", "4", "--out", str(tmp_path / "c.h5")])
+        assert e.value.code == 2 and expect in capsys.readouterr().err
+    assert not (tmp_path / "c.h5").exists()

@@ -13,6 +13,7 @@ Nothing is written unless every input is valid; both files are written to tempor
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -27,6 +28,8 @@ from dataloader.errors import UserError
 from dataloader.tensor_file import save_tensors
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")  # a folder name and a --model name: no path, no spaces
+# the shipped models: models/ of the repository (PHYSIODIFF_MODELS names another folder)
+MODELS_DIR = Path(os.environ.get("PHYSIODIFF_MODELS") or Path(__file__).resolve().parents[1] / "models")
 DTYPES = {"float16": torch.float16, "float32": torch.float32}
 
 
@@ -45,6 +48,21 @@ def _parser():  # type: ignore[no-untyped-def]
     p.add_argument("--dtype", choices=sorted(DTYPES), default="float16", help="storage type of the weights")
     p.add_argument("--out", default="models", metavar="DIR", help="folder of shipped models")
     return p
+
+
+def shipped_names(folder: Path | None = None) -> list[str]:
+    """The names of the models shipped in `folder` (default MODELS_DIR; each <name>/model.safetensors), sorted."""
+    folder = folder or MODELS_DIR
+    return sorted(p.parent.name for p in folder.glob("*/model.safetensors")) if folder.is_dir() else []
+
+
+def shipped_model(name: str, where: str = "--model", folder: Path | None = None) -> Path:
+    """models/<name>/model.safetensors of a shipped model; UserError (listing the shipped ones) otherwise."""
+    folder = folder or MODELS_DIR
+    if not NAME_RE.match(name) or not (folder / name / "model.safetensors").is_file():
+        have = ", ".join(shipped_names(folder)) or f"none yet in {folder}"
+        raise UserError(where, f"no shipped model {name[:64]!r} (shipped: {have})")
+    return folder / name / "model.safetensors"
 
 
 def cast_weights(weights: dict[str, torch.Tensor], dtype: torch.dtype, where: str) -> dict[str, torch.Tensor]:

@@ -97,9 +97,12 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> Config:
     return Config(sections=_validate(data, str(path)), path=str(path), overrides=list(overrides))
 
 
-def config_from_text(text: str, src: str = "<stored config>") -> Config:
-    """Rebuild a Config from resolved YAML text (as stored in model and data files)."""
+def config_from_text(text: str, src: str = "<stored config>", overrides: Sequence[str] = ()) -> Config:
+    """Rebuild a Config from resolved YAML text (as stored in model and data files), `key=value` overrides
+    applied as on the command line."""
     data = parse_yaml(text, src)
     if not isinstance(data, dict):
         raise UserError(src, "stored config is not a mapping")
-    return Config(sections=_validate(data, src), path=src)
+    for o in overrides:
+        apply_override(data, o)
+    return Config(sections=_validate(data, src), path=src, overrides=list(overrides))
