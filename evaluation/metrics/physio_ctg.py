@@ -37,6 +37,9 @@ from scipy.ndimage import median_filter, uniform_filter1d
 from scipy.stats import wasserstein_distance
 
 from dataloader.errors import UserError
+# the baseline's building blocks are shared with the derived heart-rate labels (method: baseline)
+from dataloader.heart_rate import EPOCH_S, FHR_VALID, epochs as _epochs, fhr_valid, measurable_fhr  # noqa: F401
+from dataloader.heart_rate import robust_level as _robust_level
 
 FEATURES = ("baseline_bpm", "stv_ms", "ltv_ms", "variability_bpm", "accelerations_per_h", "decelerations_per_h",
             "contractions_per_h")
@@ -48,10 +51,6 @@ CTG_RANGES: dict[str, tuple[float | None, float | None]] = {
     "variability_bpm": (5.0, 25.0),      # FIGO 2015: normal variability 5-25 bpm
     "contractions_per_h": (None, 30.0),  # FIGO 2015: tachysystole = more than 5 contractions per 10 min
 }
-
-EPOCH_S = 3.75
-FHR_VALID = (50.0, 240.0)
-
 
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     """Maximal runs of True as (start, stop) index pairs."""
@@ -77,22 +76,6 @@ def _events(mask: np.ndarray, fs: float, min_s: float, bridge_s: float,
 def _interp_gaps(x: np.ndarray, valid: np.ndarray) -> np.ndarray:
     idx = np.arange(len(x))
     return np.interp(idx, idx[valid], x[valid])
-
-
-def _robust_level(values: np.ndarray) -> float:
-    """Baseline of epoch means (bpm): smoothed-histogram mode, then twice the median within +/- 10 bpm."""
-    v = values[np.isfinite(values)]
-    if len(v) == 0:
-        return float("nan")
-    edges = np.arange(np.floor(v.min()) - 2, np.ceil(v.max()) + 3)
-    hist, edges = np.histogram(v, bins=edges)
-    smooth = uniform_filter1d(hist.astype(float), 5, mode="constant")
-    b = float(edges[np.argmax(smooth)] + 0.5)
-    for _ in range(2):
-        near = v[np.abs(v - b) <= 10.0]
-        if len(near):
-            b = float(np.median(near))
-    return b
 
 
 def _segment_curve(values: np.ndarray, centre_of: np.ndarray, n_out: int, seg_len: int,
@@ -127,8 +110,8 @@ def ctg_window_features(fhr: np.ndarray, uc: np.ndarray | None, fs: float, *, ac
     out.update(accelerations=float("nan"), decelerations=float("nan"), contractions=float("nan"))
     if uc is not None:
         out.update(_contractions(np.asarray(uc, dtype=np.float64), fs, uc_threshold, uc_min_s, dur_h))
-    valid = np.isfinite(fhr) & (fhr >= FHR_VALID[0]) & (fhr <= FHR_VALID[1])
-    if valid.mean() < 0.5 or n < 2 * EPOCH_S * fs:
+    valid = fhr_valid(fhr)
+    if not n or not measurable_fhr(valid, fs):
         return out
 
     ep, n_ep, cnt, ep_bpm, ep_pi = _epochs(fhr, valid, fs)
@@ -151,26 +134,6 @@ def ctg_window_features(fhr: np.ndarray, uc: np.ndarray | None, fs: float, *, ac
     out.update(_interval_variability(pi, n_ep))
     out.update(_figo_variability(fhr, valid, in_dec | in_acc, fs))
     return out
-
-
-def _epochs(fhr: np.ndarray, valid: np.ndarray, fs: float
-            ) -> tuple[np.ndarray, int, np.ndarray, np.ndarray, np.ndarray]:
-    """3.75-s epochs (Dawes-Redman) of FHR `(L,)`: epoch index per sample `(L,)`, epoch count E, samples per
-    epoch `(E,)`, and per epoch the mean bpm and mean pulse interval (ms) `(E,)` (NaN where under half valid)."""
-    n = len(fhr)
-    ep = np.floor(np.arange(n) / (EPOCH_S * fs)).astype(int)
-    n_ep = ep[-1] + 1
-    cnt = np.bincount(ep, minlength=n_ep)
-    nv = np.bincount(ep, weights=valid, minlength=n_ep)
-    ep_ok = nv >= 0.5 * cnt
-    f0 = np.where(valid, fhr, 0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ep_bpm = np.bincount(ep, weights=f0, minlength=n_ep) / nv
-        ep_pi = np.bincount(ep, weights=np.where(valid, 60000.0 / np.where(valid, fhr, 1.0), 0.0),
-                            minlength=n_ep) / nv
-    ep_bpm[~ep_ok] = np.nan
-    ep_pi[~ep_ok] = np.nan
-    return ep, n_ep, cnt, ep_bpm, ep_pi
 
 
 def _mask(events: list[tuple[int, int]], n: int) -> np.ndarray:

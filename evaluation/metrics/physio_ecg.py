@@ -1,7 +1,7 @@
 """Per-window ECG physiology features with neurokit2 (docs/evaluation.md section 1, "physiology, ECG").
 
 On one lead chosen by the caller (index or name), in mV at fs Hz:
-- R-peaks: `nk.ecg_clean` (method "neurokit": 0.5 Hz high-pass + 50 Hz powerline filter) then `nk.ecg_peaks`
+- R-peaks (dataloader/heart_rate.py, shared with the derived heart-rate labels): `nk.ecg_clean` (method "neurokit": 0.5 Hz high-pass + 50 Hz powerline filter) then `nk.ecg_peaks`
   (method "neurokit", no artefact correction) (Makowski et al. 2021, NeuroKit2);
 - rhythm_detected: 1 when there are >= 3 R-peaks and every RR interval is plausible, 0.25-2.0 s (240-30 bpm);
 - hr_bpm = 60 / mean RR; rmssd_ms = sqrt(mean(diff(RR)^2)); sdnn_ms = std(RR, ddof=1); all NaN when no rhythm
@@ -14,12 +14,12 @@ are ultra-short-term estimates, so read the shares as a plausibility check, not 
 """
 from __future__ import annotations
 
-import warnings
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from dataloader.errors import UserError
+from dataloader.heart_rate import RR_PLAUSIBLE_S, plausible_rr, r_peaks  # noqa: F401 (re-exported)
 
 ECG_FEATURES = ("hr_bpm", "rmssd_ms", "sdnn_ms", "n_peaks", "rhythm_detected")
 
@@ -30,9 +30,6 @@ ECG_RANGES: dict[str, tuple[float | None, float | None]] = {
     "rhythm_detected": (1.0, 1.0),     # share of windows with a detectable rhythm
 }
 
-RR_PLAUSIBLE_S = (0.25, 2.0)
-
-
 def compare_ecg_features(real: np.ndarray, synth: np.ndarray) -> dict[str, dict]:
     """`physio_ctg.compare_features` on ECG feature tables `(N, 5)` with ECG_FEATURES and ECG_RANGES: Wasserstein
     per feature, and the shares in range (rhythm_detected's share is the share of windows with a rhythm)."""
@@ -41,39 +38,12 @@ def compare_ecg_features(real: np.ndarray, synth: np.ndarray) -> dict[str, dict]
     return compare_features(real, synth, ECG_FEATURES, ECG_RANGES)
 
 
-def _nk() -> Any:
-    try:
-        import neurokit2 as nk
-    except ImportError:
-        raise UserError("physio_ecg", "neurokit2 is not installed (pip install neurokit2)") from None
-    return nk
-
-
-def r_peaks(signal: np.ndarray, fs: float) -> np.ndarray:
-    """Sample indices of the R-peaks of one lead `(L,)` (neurokit2 clean + peaks); empty if none are found."""
-    nk = _nk()
-    sig = np.asarray(signal, dtype=np.float64)
-    if not np.isfinite(sig).all() or np.ptp(sig) == 0:
-        return np.zeros(0, dtype=np.int64)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            clean = nk.ecg_clean(sig, sampling_rate=fs, method="neurokit")
-            _, info = nk.ecg_peaks(clean, sampling_rate=fs, method="neurokit", correct_artifacts=False)
-        except (ValueError, IndexError, ZeroDivisionError):   # neurokit2 fails on some degenerate signals
-            return np.zeros(0, dtype=np.int64)
-    return np.asarray(info["ECG_R_Peaks"], dtype=np.int64)
-
-
 def rr_features(peaks: np.ndarray, fs: float) -> dict[str, float]:
     """hr_bpm, rmssd_ms, sdnn_ms, n_peaks and rhythm_detected from R-peak sample indices (see module docstring)."""
-    peaks = np.sort(np.asarray(peaks))
     out = {"hr_bpm": float("nan"), "rmssd_ms": float("nan"), "sdnn_ms": float("nan"),
            "n_peaks": float(len(peaks)), "rhythm_detected": 0.0}
-    if len(peaks) < 3:
-        return out
-    rr = np.diff(peaks) / fs
-    if rr.min() < RR_PLAUSIBLE_S[0] or rr.max() > RR_PLAUSIBLE_S[1]:
+    rr = plausible_rr(peaks, fs)
+    if rr is None:
         return out
     out.update(hr_bpm=float(60.0 / rr.mean()), rmssd_ms=float(1000.0 * np.sqrt(np.mean(np.diff(rr) ** 2))),
                sdnn_ms=float(1000.0 * rr.std(ddof=1)), rhythm_detected=1.0)
