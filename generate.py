@@ -63,6 +63,18 @@ def _parser():  # type: ignore[no-untyped-def]
                         "requested class")
     p.add_argument("--export", choices=("wfdb", "edf", "csv"), default=None,
                    help="also export every window to <out without .h5>-<format>/ (see python -m tools.export)")
+    p.add_argument("--bpm", type=float, default=None, metavar="BPM",
+                   help="heart rate of every window, measured as neurokit2's R-peak rate. A model with a derived "
+                        "label (source: heart_rate, method: rpeaks) is conditioned on the bin holding BPM (it must "
+                        "lie in the label's edges, in a bin with training windows); any other model gets the "
+                        "fallback: each window resampled in time to BPM. The output's heart_rate_control "
+                        "attribute says which")
+    p.add_argument("--baseline_bpm", type=float, default=None, metavar="BPM",
+                   help="FIGO baseline of a heart-rate channel (CTG's FHR): a model with a method: baseline "
+                        "heart-rate label is conditioned on its bin; any other model gets the fallback: the "
+                        "channel shifted to that baseline")
+    p.add_argument("--rate_channel", default=None, metavar="NAME",
+                   help="the channel the fallback measures and corrects (default: the first)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     p.add_argument("--duration", default=None, metavar="TIME",
                    help="recordings of this length instead of single windows (90s, 30min, 2h, 1h30m, mm:ss; "
@@ -143,8 +155,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from diffusion.superres import check_sr_file
 
         sr_file = check_sr_file(cfg, meta)
-    labels, args = _plan_labels(a, meta, args)
+    labels, args, rate = _plan_labels(a, meta, args)
     long = _long_request(a, cfg, meta)
+    if long is not None and rate is not None:
+        raise UserError("--bpm" if a.bpm is not None else "--baseline_bpm",
+                        "sets the rate of single windows; with --duration it is not supported yet")
     check_free_space(len(labels), meta, out, a.scaled, None if long is None else long["n_samples"])
     real = None
     if a.plot is not None:
@@ -164,22 +179,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     device = PartialState().device
     model, meta = _load_model(ckpt, meta, sr_file, cfg, device)
     used = used_config_text(cfg, file_meta, args, meta if sr_file else None)
-    path = _write(a, model, meta, labels, args, out, used, device, long)
-    if real is not None:
-        print(f"plot: {_plot(a, path, labels, real, args.seed)}")
-    if a.export:
-        from tools.export import export
-
-        folder = out.with_name(f"{out.stem}-{a.export}")
-        files = export(path, a.export, folder)
-        print(f"exported {len(files)} files to {folder}")
+    path = _write(a, model, meta, labels, args, out, used, device, long, rate)
+    _after(a, path, labels, real, args.seed, rate)
     return 0
 
 
+def _after(a: argparse.Namespace, path: Path, labels: Any, real: Any, seed: int, rate: Any) -> None:
+    """What follows a finished file: the heart-rate fallback's note, --plot and --export."""
+    if rate is not None and rate.post is not None and rate.post.unmeasured:
+        print(f"note: {rate.post.unmeasured} windows had no measurable rate and were left as generated",
+              file=sys.stderr)
+    if real is not None:
+        print(f"plot: {_plot(a, path, labels, real, seed)}")
+    if a.export:
+        from tools.export import export
+
+        folder = path.with_name(f"{path.stem}-{a.export}")
+        files = export(path, a.export, folder)
+        print(f"exported {len(files)} files to {folder}")
+
+
 def _write(a: argparse.Namespace, model: Any, meta: Any, labels: Any, args: Any, out: Path, used: str,
-           device: Any, long: Optional[dict[str, Any]]) -> Path:
-    """Sample and write the file: windows (generate_file) or, with --duration, recordings (generate_long_file).
-    A terminal gets a tqdm bar; a pipe or log file gets a line every 10% or 30 s."""
+           device: Any, long: Optional[dict[str, Any]], rate: Any = None) -> Path:
+    """Sample and write the file: windows (generate_file; `rate`: the heart-rate fallback's post-processing and
+    attributes) or, with --duration, recordings (generate_long_file). A terminal gets a tqdm bar; a pipe or log
+    file gets a line every 10% or 30 s."""
     from evaluation.progress import LineProgress
 
     unit = "window" if long is None else "recording"
@@ -192,8 +216,9 @@ def _write(a: argparse.Namespace, model: Any, meta: Any, labels: Any, args: Any,
     else:
         from diffusion.generation import generate_file
 
-        path = generate_file(model, meta, labels, args, out, config_text=used,
-                             scaled=a.scaled, device=device, on_batch=lines, progress=lines is None)
+        path = generate_file(model, meta, labels, args, out, config_text=used, scaled=a.scaled, device=device,
+                             on_batch=lines, progress=lines is None, post=rate.post if rate else None,
+                             extra_attrs=rate.attrs if rate else None)
     print(f"wrote {len(labels)} {unit}s to {path}")
     return path
 
@@ -261,7 +286,19 @@ def _model_path(cfg: Any, a: argparse.Namespace) -> str:
     return str(Path(cfg.train.out_dir) / "model.safetensors")
 
 
-def _plan_labels(a: argparse.Namespace, meta: Any, args: Any) -> tuple[Any, Any]:
+def _plan_labels(a: argparse.Namespace, meta: Any, args: Any) -> tuple[Any, Any, Any]:
+    """(labels (N, n) of the windows to write, the sampling arguments, the heart-rate control or None)."""
+    from diffusion.rate_control import plan_rate_control
+
+    labels, args = _plan_model_labels(a, meta, args)
+    rate = plan_rate_control(a, meta, args.seed, labels)
+    if rate is not None:
+        print(rate.note, file=sys.stderr)
+        labels = rate.labels
+    return labels, args, rate
+
+
+def _plan_model_labels(a: argparse.Namespace, meta: Any, args: Any) -> tuple[Any, Any]:
     """(labels (N, n) of the windows to write, the sampling arguments): a GAN / VAE baseline has no sampler
     and an unconditional one takes no classes (baselines/generation.py)."""
     from diffusion.generation import plan_labels

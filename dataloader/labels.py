@@ -69,6 +69,8 @@ class LabelCoder:
     values: list[list[Union[str, float]]] = field(default_factory=list)  # categorical: raw values per class
     edges: list[float] = field(default_factory=list)  # bins: ascending edges
     right: bool = False                         # bins: (a, b] instead of [a, b)
+    channel: Optional[str] = None               # heart_rate: the channel the rate is measured on
+    method: Optional[str] = None                # heart_rate: dataloader.heart_rate.METHODS name
 
     def _matches(self, cell: str, cell_num: Optional[float], v: Union[str, float]) -> bool:
         vn = _num(v)
@@ -76,6 +78,10 @@ class LabelCoder:
             return cell_num == vn
         text = fmt_value(v)
         return cell == text if self.match == "exact" else cell.startswith(text)
+
+    def bin_code(self, value: float) -> int:
+        """The bin of a number (bins only)."""
+        return (bisect_left if self.right else bisect_right)(self.edges, value)
 
     def encode(self, cell: Optional[str], where: str) -> Optional[int]:
         """Raw value -> code; None when missing and `on_missing: drop`. Bad values raise UserError(where)."""
@@ -87,7 +93,7 @@ class LabelCoder:
         if self.kind == "bins":
             if sn is None:
                 raise UserError(where, f"column {self.column!r}: {s!r} is not a number (bins need numbers)")
-            return (bisect_left if self.right else bisect_right)(self.edges, sn)
+            return self.bin_code(sn)
         for code, vals in enumerate(self.values):
             if any(self._matches(s, sn, v) for v in vals):
                 return code
@@ -101,6 +107,8 @@ class LabelCoder:
                              "classes": list(self.classes), "missing_code": self.missing_code}
         if self.kind == "bins":
             d.update(edges=list(self.edges), right=self.right)
+            if self.source == "heart_rate":
+                d.update(channel=self.channel, method=self.method)
         else:
             d.update(match=self.match, values=[[fmt_value(v) for v in vals] for vals in self.values])
         return d
@@ -138,7 +146,8 @@ def build_coder(spec: LabelSpec) -> LabelCoder:
         classes = classes + [MISSING_CLASS]
         missing_code = len(classes) - 1
     return LabelCoder(name=spec.key, column=spec.column, kind=spec.kind, source=spec.source, classes=classes,
-                      missing_code=missing_code, match=spec.match, values=values, edges=edges, right=spec.right)
+                      missing_code=missing_code, match=spec.match, values=values, edges=edges, right=spec.right,
+                      channel=spec.channel, method=spec.method)
 
 
 def build_coders(specs: list[LabelSpec]) -> list[LabelCoder]:
@@ -206,3 +215,11 @@ def annotation_codes(coder: LabelCoder, ann_samples: np.ndarray, ann_symbols: np
         codes[take] = code
         undecided &= ~take
     return codes
+
+
+def rate_codes(coder: LabelCoder, rates: np.ndarray) -> np.ndarray:
+    """Per-window codes of a heart-rate label from the measured rates (W,) in bpm (NaN = not measurable:
+    the missing class, or -1 = drop the window). Returns (W,) int64."""
+    fill = -1 if coder.missing_code is None else coder.missing_code
+    return np.array([fill if not np.isfinite(r) else coder.bin_code(float(r)) for r in np.asarray(rates)],
+                    dtype=np.int64)

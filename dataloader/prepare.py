@@ -26,7 +26,8 @@ from dataloader.config.data_schema import DataConfig
 from dataloader.errors import UserError
 from dataloader.lock import exclusive
 from dataloader.repro import stamp_time
-from dataloader.labels import LabelCoder, annotation_codes, build_coders, read_labels_csv
+from dataloader.heart_rate import window_rates
+from dataloader.labels import LabelCoder, annotation_codes, build_coders, rate_codes, read_labels_csv
 from dataloader.prepared import PreparedData, write_h5
 from dataloader.readers import list_recordings, read_recording
 from dataloader.scaling import fit_ranges, quantize_int16, to_scaled
@@ -44,9 +45,11 @@ def _init(cfg: DataConfig) -> None:
         os.environ[k] = "1"
 
 
-def _process(task: tuple[str, str, float, int, bool]) -> dict[str, Any]:
-    """Read and clean one recording (runs in a worker). UserError comes back as data: it does not pickle."""
-    pid, path, out_fs, min_len, want_ann = task
+def _process(task: tuple[str, str, float, int, bool, int, tuple[tuple[int, str], ...]]) -> dict[str, Any]:
+    """Read and clean one recording (runs in a worker), and measure the heart rate of its windows for the
+    derived labels (`hr`: (channel index, method) per heart-rate label column). UserError comes back as data:
+    it does not pickle."""
+    pid, path, out_fs, min_len, want_ann, stride, hr = task
     cfg = _CFG
     assert cfg is not None
     try:
@@ -67,16 +70,36 @@ def _process(task: tuple[str, str, float, int, bool]) -> dict[str, Any]:
     out: dict[str, Any] = {"patient": pid, "path": path, "n_src": rec.x.shape[1], "n": cl.x.shape[1],
                            "segments": cl.segments, "x": x, "mask": m, "missing_frac": cl.missing_frac,
                            "longest": longest}
+    if hr:
+        out["rates"] = _window_rates(cl.x, cl.segments, min_len, stride, hr, cl.fs)
     if want_ann and rec.ann_samples is not None:
         out["ann"] = (np.rint(rec.ann_samples * (cl.fs / rec.fs)).astype(np.int64), rec.ann_symbols)
     return out
 
 
+def _window_rates(x: np.ndarray, segs: np.ndarray, L: int, stride: int, hr: tuple[tuple[int, str], ...],
+                  fs: float) -> np.ndarray:
+    """Measured rates (W, len(hr)) float64 (NaN = not measurable) of the recording's windows, in the order of
+    `window_index` (the same call `_windows_and_labels` makes); x (C, T) physical, segs (S, 2)."""
+    win = window_index(segs, L, stride)
+    starts = segs[win[:, 0], 0] + win[:, 1] if len(win) else np.zeros(0, np.int64)
+    return np.stack([window_rates(method, x[ch], starts, L, fs) for ch, method in hr], axis=1).reshape(
+        len(starts), len(hr))
+
+
+def _heart_rate_tasks(cfg: DataConfig) -> tuple[tuple[int, str], ...]:
+    """(channel index, method) of every heart-rate label column, in label order."""
+    names = [c.name for c in cfg.channels]
+    return tuple((names.index(lab.channel), str(lab.method)) for lab in cfg.label_columns
+                 if lab.source == "heart_rate")
+
+
 def _read_all(cfg: DataConfig, recs: list[tuple[str, str]], out_fs: float, min_len: int, want_ann: bool,
-              workers: int) -> list[dict[str, Any]]:
+              workers: int, stride: int) -> list[dict[str, Any]]:
     from tqdm import tqdm
 
-    tasks = [(pid, path, out_fs, min_len, want_ann) for pid, path in recs]
+    hr = _heart_rate_tasks(cfg)
+    tasks = [(pid, path, out_fs, min_len, want_ann, stride, hr) for pid, path in recs]
     bar = tqdm(total=len(tasks), desc="recordings", unit="rec", disable=None, leave=False)
     results = []
     n = min(workers, len(tasks))
@@ -116,7 +139,8 @@ def _output_fs(cfg: DataConfig, recs: list[tuple[str, str]]) -> float:
 
 
 def _patient_codes(coders: list[LabelCoder], table: dict[str, list[Optional[int]]], pid: str) -> list[Optional[int]]:
-    """Codes of the CSV label columns for one patient (None = missing and dropped); annotation columns -> 0."""
+    """Codes of the CSV label columns for one patient (None = missing and dropped); per-window columns
+    (annotation, heart_rate) -> 0 until `_window_codes` fills them."""
     csv_codes = iter(table.get(pid, [c.missing_code for c in coders if c.source == "csv"]))
     return [next(csv_codes) if c.source == "csv" else 0 for c in coders]
 
@@ -135,16 +159,26 @@ def _windows_and_labels(r: dict[str, Any], coders: list[LabelCoder], table: dict
         lab = coders[codes.index(None)].name
         return win, wcodes, (f"skipped: missing label {lab!r} (on_missing: drop)"
                              + ("" if r["patient"] in table else "; no row in the labels file"))
-    if any(c.source == "annotation" for c in coders):
-        starts = segs[win[:, 0], 0] + win[:, 1]
-        for k, c in enumerate(coders):
-            if c.source == "annotation":
-                wcodes[:, k] = annotation_codes(c, r["ann"][0], r["ann"][1], starts, L)
-        keep = (wcodes >= 0).all(axis=1)           # -1: a window without beats under on_missing: drop
+    if any(c.source != "csv" for c in coders):
+        _window_codes(r, coders, segs[win[:, 0], 0] + win[:, 1], L, wcodes)
+        keep = (wcodes >= 0).all(axis=1)           # -1: no beat / no measurable rate under on_missing: drop
         win, wcodes = win[keep], wcodes[keep]
         if not len(win):
-            return win, wcodes, "skipped: no window with an annotated class (on_missing: drop)"
+            return win, wcodes, "skipped: no window with an annotated class or a measurable rate (on_missing: drop)"
     return win, wcodes, "ok"
+
+
+def _window_codes(r: dict[str, Any], coders: list[LabelCoder], starts: np.ndarray, L: int,
+                  wcodes: np.ndarray) -> None:
+    """Fill the per-window label columns of wcodes (W, n_labels) in place: annotation classes from the beat
+    annotations, heart-rate bins from the rates the worker measured (r["rates"] (W, n_heart_rate))."""
+    j = 0
+    for k, c in enumerate(coders):
+        if c.source == "annotation":
+            wcodes[:, k] = annotation_codes(c, r["ann"][0], r["ann"][1], starts, L)
+        elif c.source == "heart_rate":
+            wcodes[:, k] = rate_codes(c, r["rates"][:, j])
+            j += 1
 
 
 def _assemble(kept: list[dict[str, Any]], side: dict[str, str], ranges: list[tuple[float, float]],
@@ -225,7 +259,7 @@ def _prepare(cfg: Any, workers: Optional[int]) -> dict[str, Any]:
     out_fs = _output_fs(d, recs)
     L, note = window_length(d, out_fs, f"{cfg.path}: data")
     stride = stride_samples(d, out_fs, f"{cfg.path}: data")
-    results = _read_all(d, recs, out_fs, L, want_ann, workers or d.workers)
+    results = _read_all(d, recs, out_fs, L, want_ann, workers or d.workers, stride)
     names = [c.name for c in d.channels]
 
     rows: dict[str, dict[str, Any]] = {}

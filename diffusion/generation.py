@@ -24,7 +24,7 @@ from dataloader.class_csv import (MAX_WINDOWS, LabelPlan, RequestPlan, TrainingP
                                   read_class_csv)
 from dataloader.config import Config
 from dataloader.errors import UserError
-from dataloader.scaling import to_physical
+from dataloader.scaling import to_physical, to_scaled
 from dataloader.synthetic import SyntheticWriter
 
 from .checkpoint import ModelMeta, package_version
@@ -130,12 +130,14 @@ def used_config_text(cfg: Config, meta: ModelMeta, args: SampleArgs, sr_meta: Op
     return head + "\n" + note + "\n" + body
 
 
-def run_key(meta: ModelMeta, args: SampleArgs, labels: LabelPlan, scaled: bool) -> str:
+def run_key(meta: ModelMeta, args: SampleArgs, labels: LabelPlan, scaled: bool,
+            extra: Optional[dict[str, Any]] = None) -> str:
     """Identifies what a run writes: the same key means an unfinished file may be continued.
 
     The labels enter as their plan's definition (requests, n, seed, label_counts), never as the rows.
     The batch size is left out on purpose: it does not change the samples (except for the samplers listed in
-    diffusion.samplers.BATCH_DEPENDENT, whose key keeps it).
+    diffusion.samplers.BATCH_DEPENDENT, whose key keeps it). `extra`: further attributes that change what is
+    written (the heart-rate fallback's target), keyed only when given.
     """
     from .samplers import BATCH_DEPENDENT
 
@@ -144,6 +146,8 @@ def run_key(meta: ModelMeta, args: SampleArgs, labels: LabelPlan, scaled: bool) 
         a.pop("batch_size")
     plan = hashlib.sha256(json.dumps(labels.definition(), sort_keys=True).encode()).hexdigest()
     key = {"model": meta.sha256, "args": a, "scaled": scaled, "labels": plan, "n": int(labels.n)}
+    if extra:
+        key["extra"] = extra
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
 
 
@@ -178,21 +182,25 @@ def generate_file(model: torch.nn.Module, meta: ModelMeta, labels: LabelPlan | n
                   out: str | os.PathLike, *, config_text: str, scaled: bool = False,
                   device: torch.device | str = "cpu",
                   on_batch: Optional[Callable[[int, int], None]] = None,
-                  progress: bool = True) -> Path:
+                  progress: bool = True, post: Optional[Callable[[np.ndarray], np.ndarray]] = None,
+                  extra_attrs: Optional[dict[str, Any]] = None) -> Path:
     """Sample every label row of `labels` (a plan, or an (N, n_labels) array) into the HDF5 file `out`;
     returns its path.
 
     Continues an unfinished file of the same arguments. `on_batch(done, total)` is called after each batch
     is written (the tests interrupt a run there). A batch that comes out non-finite discards the unfinished
-    file (rerunning the same arguments would give the same batch) and raises `UserError`.
+    file (rerunning the same arguments would give the same batch) and raises `UserError`. `post` maps each
+    batch (B, C, L) in physical units before it is written (the heart-rate fallback, diffusion/rate_control.py;
+    its output is clipped to the channel ranges); `extra_attrs` are more root attributes (JSON text or scalars).
     """
     from tqdm.auto import tqdm
 
     plan = as_plan(labels)
     d = meta.data
     lo, hi = d.ranges
-    writer = SyntheticWriter(out, attrs=file_attrs(meta, args, config_text),
-                             run_key=run_key(meta, args, plan, scaled), labels=plan,
+    attrs = {**file_attrs(meta, args, config_text), **(extra_attrs or {})}
+    key = run_key(meta, args, plan, scaled, extra_attrs)
+    writer = SyntheticWriter(out, attrs=attrs, run_key=key, labels=plan,
                              n_channels=len(d.channels), length=int(d.window_len), scaled=scaled)
     n = plan.n
     with writer, tqdm(total=n, initial=writer.done, disable=not progress, desc="generate", unit="window") as bar:
@@ -204,7 +212,11 @@ def generate_file(model: torch.nn.Module, meta: ModelMeta, labels: LabelPlan | n
             except UserError:
                 writer.discard("a batch came out non-finite")
                 raise
-            writer.append(to_physical(x, lo, hi).astype(np.float32), x if scaled else None)
+            phys = to_physical(x, lo, hi).astype(np.float32)
+            if post is not None:
+                phys = post(phys)
+                x = to_scaled(phys, np.asarray(lo), np.asarray(hi)).astype(np.float32)
+            writer.append(phys, x if scaled else None)
             bar.update(stop - start)
             if on_batch is not None:
                 on_batch(writer.done, n)

@@ -57,9 +57,14 @@ class LabelSpec:
     class_names: Optional[list[str]] = None     # bins: optional names (default: "<7.05", "[7.05,7.15)", ...)
     # a missing value gets its own class ("missing") or drops the patient
     on_missing: Literal["class", "drop"] = "drop"
-    # where labels come from: the labels CSV (per patient), or WFDB beat annotations (per window:
-    # the first class in `categories` order that occurs in the window, so list severe classes first)
-    source: Literal["csv", "annotation"] = "csv"
+    # where labels come from: the labels CSV (per patient), WFDB beat annotations (per window: the first
+    # class in `categories` order that occurs in the window, so list severe classes first), or heart_rate:
+    # the rate measured on each window at preparation time (dataloader/heart_rate.py), binned by `edges`
+    source: Literal["csv", "annotation", "heart_rate"] = "csv"
+    channel: Optional[str] = None               # heart_rate: the channel the rate is measured on (a channel name)
+    # heart_rate: how it is measured: rpeaks (neurokit2 R-peak rate of an ECG lead) or baseline (FIGO
+    # baseline of a heart-rate channel in bpm, e.g. CTG's FHR)
+    method: Optional[Literal["rpeaks", "baseline"]] = None
 
     def check(self, where: str) -> None:
         if self.kind == "categorical" and not self.categories:
@@ -75,6 +80,20 @@ class LabelSpec:
                                 f"(got {len(self.class_names)} names)")
         if self.source == "annotation" and self.kind != "categorical":
             raise UserError(f"{where}.kind", "annotation labels are categorical")
+        self._check_heart_rate(where)
+
+    def _check_heart_rate(self, where: str) -> None:
+        if self.source != "heart_rate":
+            for k in ("channel", "method"):
+                if getattr(self, k) is not None:
+                    raise UserError(f"{where}.{k}", "only for source: heart_rate")
+            return
+        if self.kind != "bins":
+            raise UserError(f"{where}.kind", "heart-rate labels are bins (kind: bins with edges in bpm)")
+        for k in ("channel", "method"):
+            if getattr(self, k) is None:
+                raise UserError(f"{where}.{k}", "source: heart_rate needs the channel and the method "
+                                                "(rpeaks or baseline)")
 
     @property
     def key(self) -> str:
@@ -149,6 +168,11 @@ class DataConfig:
             raise UserError(f"{where}.label_columns", f"label names must be unique (got {keys})")
         if any(lab.source == "csv" for lab in self.label_columns) and not self.labels:
             raise UserError(f"{where}.labels", "label columns from a CSV need the labels file")
+        names_missing = [lab.channel for lab in self.label_columns
+                         if lab.source == "heart_rate" and lab.channel not in names]
+        if names_missing:
+            raise UserError(f"{where}.label_columns", f"heart-rate channel {names_missing[0]!r} is not one of "
+                                                      f"the channels {names}")
         for k in (self.split.stratify, self.balance_by):
             if k is not None and k not in keys:
                 raise UserError(where, f"label {k!r} is not one of the label columns {keys}")
