@@ -77,7 +77,7 @@ def test_wrong_type_and_range(tmp_path):
 def test_shipped_data_configs_load():
     root = Path(__file__).resolve().parents[1]
     for name in ("ctg/diffusion-identity.yaml", "ctg/sampling-diffusion.yaml", "ecg/ludb-diffusion.yaml",
-                 "ecg/mitdb-diffusion.yaml"):
+                 "ecg/mitdb-diffusion.yaml", "ecg/mitdb-heart-rate.yaml"):
         d = load_config(root / "configs" / name).data
         assert d.prepared.startswith("data/")
 

@@ -124,3 +124,28 @@ def test_mitdb_subset_channels_by_name_and_beat_labels(tmp_path):
             for severe in classes[: classes.index(cls)]:  # no more severe class inside
                 assert not members[severe] & set(inside)
     assert {"V", "N"} <= seen
+
+
+def test_mitdb_heart_rate_labels_match_their_windows(tmp_path):
+    """The derived label of every stored window is the bin of the rate measured on that window (the worker
+    measures by window position; this reads the window back from the file)."""
+    _need(MITDB)
+    from dataloader.heart_rate import rpeak_rate
+    from dataloader.labels import build_coder
+    from dataloader.config import load_config
+
+    config = ROOT / "configs" / "ecg" / "mitdb-heart-rate.yaml"
+    src = _links(MITDB, [f"{r}.{e}" for r in ("101", "119") for e in ("hea", "dat", "atr")], tmp_path / "mit")
+    out = tmp_path / "hr.h5"
+    over = [f"data.source={src}", f"data.prepared={out}", "data.stride_s=60"]
+    _prepare(config, *over)
+    f = PreparedFile(out)
+    coder = build_coder(load_config(config, over).data.label_columns[0])
+    n = 0
+    for split in ("train", "val", "test"):
+        for i in range(f.n_windows(split)):
+            x, y, _ = f.window(split, i)
+            rate = rpeak_rate(f.to_physical(x)[0], f.fs)
+            assert np.isfinite(rate) and int(y[0]) == coder.bin_code(rate), (split, i, rate, int(y[0]))
+            n += 1
+    assert n >= 40 and f.window_len == 1248 and f.fs == 125
