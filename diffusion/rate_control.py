@@ -13,7 +13,8 @@ Two ways, chosen per model, and written to the output file's `heart_rate_control
   repeating its last whole beats (R-peak to R-peak, so the joins keep the rhythm). `--baseline_bpm`
   (`offset`): a heart-rate trace is a rate in bpm, so stretching it in time would not move its baseline;
   the channel is shifted by target - measured instead (then clipped to the channel's range). A window whose
-  rate cannot be measured is left as it is (counted and reported).
+  rate cannot be measured is left as it is (counted and reported). Retiming measures again and repeats up to
+  three times (cropping an irregular rhythm keeps a different set of beats), keeping the closest result.
 """
 from __future__ import annotations
 
@@ -145,10 +146,31 @@ def correct_batch(x: np.ndarray, fs: float, channel: int, target: RateTarget,
         if target.method == "baseline":
             w[channel] += target.bpm - r
         else:
-            order = [channel] + [c for c in range(len(w)) if c != channel]
-            out[i, order] = retime(w[order], fs, target.bpm, r)
+            out[i] = _retime_measured(w, fs, channel, target.bpm, r)
         out[i] = np.clip(out[i], lo, hi)
     return out.astype(np.float32), unmeasured
+
+
+RETIME_ROUNDS = 3   # an irregular rhythm's crop keeps other beats than the whole window: measure and retime again
+
+
+def _retime_measured(w: np.ndarray, fs: float, channel: int, target: float, r: float) -> np.ndarray:
+    """One window (C, L) retimed to `target` bpm, measured again after each round (up to RETIME_ROUNDS, until
+    within 1 bpm); returns the round closest to the target."""
+    order = [channel] + [c for c in range(len(w)) if c != channel]
+    best, best_err, x = w, abs(r - target), w
+    for _ in range(RETIME_ROUNDS):
+        y = np.empty_like(x)
+        y[order] = retime(x[order], fs, target, r)
+        r = measure("rpeaks", y[channel], fs)
+        if not np.isfinite(r):
+            break
+        if abs(r - target) < best_err:
+            best, best_err = y, abs(r - target)
+        if best_err <= 1.0:
+            break
+        x = y
+    return best
 
 
 def fallback_name(target: RateTarget) -> str:
