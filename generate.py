@@ -155,11 +155,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from diffusion.superres import check_sr_file
 
         sr_file = check_sr_file(cfg, meta)
-    labels, args, rate = _plan_labels(a, meta, args)
-    long = _long_request(a, cfg, meta)
-    if long is not None and rate is not None:
+    if a.duration is not None and (a.bpm is not None or a.baseline_bpm is not None):
         raise UserError("--bpm" if a.bpm is not None else "--baseline_bpm",
                         "sets the rate of single windows; with --duration it is not supported yet")
+    labels, args, rate = _plan_labels(a, meta, args)
+    long = _long_request(a, cfg, meta)
     check_free_space(len(labels), meta, out, a.scaled, None if long is None else long["n_samples"])
     real = None
     if a.plot is not None:

@@ -84,3 +84,10 @@ def test_fallback_without_label(tmp_path: Path, capsys: pytest.CaptureFixture) -
     assert "3 windows had no measurable rate" in capsys.readouterr().err   # 32 samples at 1 Hz: under 2 epochs
     err = _fails(capsys, cfg, tmp_path / "g.h5", "--bpm", 72, "--rate_channel", "Z")
     assert err.startswith("error: --rate_channel: unknown channel 'Z'"), err
+
+
+def test_bpm_with_duration_is_refused(ecg_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """--bpm sets the rate of single windows (a label per window, or the per-window fallback): not yet of a
+    continued recording; refused before any work rather than silently ignored."""
+    err = _fails(capsys, ecg_model, tmp_path / "s.h5", "--bpm", "72", "--duration", "60s")
+    assert "error: --bpm:" in err and "--duration" in err

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from dataloader.cli import run_main
-from dataloader.config.model_schema import ModelConfig
+from diffusion.config import ModelConfig
 from dataloader.config.typed import from_dict
 from dataloader.duration import MAX_DURATION_S, parse_duration, parse_offset
 from dataloader.errors import UserError
