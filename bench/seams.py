@@ -34,18 +34,22 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench.seams", description=__doc__.split("\n\n")[0])
     p.add_argument("--checkpoint", required=True, help="diffusion model file (model.safetensors)")
     p.add_argument("--duration", default="2h", help="length of each recording (90s, 30min, 2h, ...)")
-    p.add_argument("--recordings", type=int, default=8)
-    p.add_argument("--sampler", default="dpm_solver")
-    p.add_argument("--steps", type=int, default=20)
-    p.add_argument("--guidance_scale", type=float, default=1.0)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--overlap", type=float, default=0.25)
+    p.add_argument("--recordings", type=int, default=8, help="recordings per method (default 8)")
+    p.add_argument("--sampler", default="dpm_solver", help="sampler name (default dpm_solver)")
+    p.add_argument("--steps", type=int, default=20, help="sampler steps per window (default 20)")
+    p.add_argument("--guidance_scale", type=float, default=1.0, help="classifier-free guidance w (default 1: none)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the recordings (default 0)")
+    p.add_argument("--overlap", type=float, default=0.25,
+                   help="fraction of a window shared with the previous one (default 0.25)")
     p.add_argument("--resample", type=int, default=0, help="resampling passes of the `pinned` method")
-    p.add_argument("--physio", choices=("ctg", "ecg", "none"), default="none")
+    p.add_argument("--physio", choices=("ctg", "ecg", "none"), default="none",
+                   help="physiological features compared across joins: ctg (FHR baseline, STV), ecg (RR intervals)")
     p.add_argument("--channel", default=None, help="FHR channel (ctg) or lead (ecg); default: the first "
                                                   "channel in bpm (ctg) or the first channel (ecg)")
     p.add_argument("--segment_s", type=float, default=600.0, help="ctg: feature segment length (FIGO's 10 min)")
-    p.add_argument("--methods", default="pinned,pinned-resample,independent")
+    p.add_argument("--methods", default="pinned,pinned-resample,independent",
+                   help="comma-separated: pinned (the default continuation), pinned-resample (with --resample "
+                        "passes), independent (windows sampled alone and concatenated: the no-continuation floor)")
     p.add_argument("--out", required=True, help="output prefix: OUT.json, OUT.md, OUT.png")
     return p
 
