@@ -202,7 +202,11 @@ def markdown(res: dict[str, Any]) -> str:
     lines += ["", "Ratios: B/A for rates, fractions and full/bare; A/B for times and memory (above 1 = B faster "
               "or smaller). Training windows/s per pair: " + ", ".join(f"{r:.2f}x" for r in s["pair_ratios_train"])
               + f". Optimizers: A {res['A']['optimizer']}, B {res['B']['optimizer']}.",
-              f"Command: `nice -n 10 python -m bench.speed_side_by_side --base {res['A']['label']} "
+              "Spread (load): single loop steps took " + ", ".join(
+                  f"{k} {min(t for r in res['runs'] if r['side'] == k for t in r['train_steps_s']):.1f}-"
+                  f"{max(t for r in res['runs'] if r['side'] == k for t in r['train_steps_s']):.1f} s"
+                  for k in ("A", "B")) + "; a ratio is only as good as this spread allows.",
+              f"Command: `nice -n {res.get('nice', 0)} python -m bench.speed_side_by_side --base {res['A']['label']} "
               f"--pairs {res['pairs']}{' --quick' if res['quick'] else ''}`.", ""]
     return "\n".join(lines)
 
@@ -228,7 +232,7 @@ def measure_pairs(base: str, pairs: int, mode: dict[str, Any], threads: int, qui
     by = [(runs[2 * i], runs[2 * i + 1]) for i in range(pairs)]
     side = {k: {"label": runs[i]["label"], "optimizer": runs[i]["optimizer"], "params": runs[i]["params"],
                 "param_tensors": runs[i]["param_tensors"]} for i, k in ((0, "A"), (1, "B"))}
-    return {"benchmark": "speed_side_by_side", "machine": machine_info(), "threads": threads,
+    return {"benchmark": "speed_side_by_side", "machine": machine_info(), "threads": threads, "nice": os.nice(0),
             "glibc_tunables": tunables, "mode": mode, "pairs": pairs, **side, "summary": summarise(by),
             "runs": runs}
 

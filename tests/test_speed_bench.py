@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _child(rate: float, bare: float, opt: float, ev: float, rss: float) -> dict:
     """A measurement as bench/speed_child.py prints it (numbers chosen by the test)."""
-    return {"batch": 16, "train_windows_per_s": rate, "bare_step_s": [bare, bare * 2, bare / 2],
+    return {"batch": 16, "train_windows_per_s": rate, "train_steps_s": [16 / rate] * 3,
+            "bare_step_s": [bare, bare * 2, bare / 2],
             "optimizer_s": [opt] * 3, "train_gflop": 100.0, "matmul_gflops_per_s": 200.0,
             "peak_rss_train_mib": rss, "peak_rss_mib": rss * 2, "eval_s": {"16": [ev] * 3},
             "eval_gflop": {"16": 20.0}}
@@ -52,6 +53,7 @@ def test_markdown_names_and_settings() -> None:
     md = sbs.markdown(res)
     assert "| training loop, windows/s | 4.00 | 8.00 | 2.00x |" in md
     assert "A0 1.0/2.0, B0 2.0/1.5" in md
+    assert "loop steps took A 4.0-4.0 s, B 2.0-2.0 s" in md
     assert sbs.machine_slug("AMD EPYC 7B13 64-Core Processor") == "amd-epyc-7b13-64-core"
     assert sbs.makefile_tunables().startswith("glibc.malloc.")
     ov = sbs.overrides(Path("/d"), sbs.QUICK)
