@@ -54,3 +54,13 @@ def median_time(fn: Callable[[], Any], repeats: int) -> float:
         fn()
         times.append(time.perf_counter() - t)
     return statistics.median(times)
+
+
+def matmul_gflops(repeats: int = 3) -> float:
+    """fp32 GFLOP/s of a 4096 x 4096 matmul with the current torch threads (median of `repeats` after a
+    warm-up): the dense peak that benchmarks take fractions of, measured in the same run because the machine
+    is shared (docs/design.md section 9)."""
+    import torch
+
+    a, b = torch.randn(4096, 4096), torch.randn(4096, 4096)
+    return 2 * 4096**3 / median_time(lambda: a @ b, repeats) / 1e9

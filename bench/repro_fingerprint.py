@@ -12,6 +12,9 @@ and labels. Equal fingerprints mean the same numbers bit for bit.
 
 Compare fingerprints made on one machine: float kernels differ between CPU models (the a433aed file, made on an
 Intel Xeon, differs everywhere from the same commit on an AMD EPYC), so the file records the CPU and torch.
+References in bench/results: repro_fingerprint_62b87c5_amd-epyc.json since fused AdamW became the diffusion
+default (issue 14: round-off in the diffusion weights and samples); repro_fingerprint_1d7b4f1_amd-epyc.json holds
+the bits before it (foreach AdamW, `train.adam_impl: foreach`).
 """
 from __future__ import annotations
 

@@ -27,7 +27,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from bench.machine import machine_info, median_time
+from bench.machine import machine_info, matmul_gflops, median_time
 from dataloader.cli import make_parser, run_main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,9 +44,7 @@ NFES = (10, 20, 50, 1000)
 
 def matmul_peak() -> float:
     """fp32 GFLOP/s of a 4096 x 4096 matmul with the current threads (docs/design.md section 9 reference)."""
-    a, b = torch.randn(4096, 4096), torch.randn(4096, 4096)
-    t = median_time(lambda: a @ b, 3)
-    return 2 * 4096**3 / t / 1e9
+    return matmul_gflops(3)
 
 
 def _config(path: str, size: str, out_dir: Path, batch: int, steps: int) -> Any:

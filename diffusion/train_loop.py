@@ -116,10 +116,12 @@ class DiffusionTask(TrainTask):
     def prepare(self, acc: Any) -> None:
         tc = self.tc
         self.params = [p for p in self.model.parameters() if p.requires_grad]
-        # foreach: one multi-tensor kernel per update instead of ~10 small ops per parameter (torch only picks it
-        # by default on GPUs; on CPU it saves most of the optimizer time of small models)
+        # fused: one vectorised kernel per parameter tensor, 2-4x faster than foreach's multi-tensor ops on this
+        # CPU (issue 14; torch picks neither by default on CPU, and its per-parameter loop is slower still);
+        # the two round differently, so `train.adam_impl: foreach` keeps the bits of runs made before
+        impl = {"fused": True} if tc.adam_impl == "fused" else {"foreach": True}
         opt = torch.optim.AdamW(self.params, lr=tc.lr, betas=tuple(tc.betas), eps=tc.adam_eps,
-                                weight_decay=tc.weight_decay, foreach=True)
+                                weight_decay=tc.weight_decay, **impl)
         loss_module: torch.nn.Module = _LossForward(self.model)
         if self.dp is not None:  # per-sample gradients + DPOptimizer (clip, noise) around AdamW
             loss_module, opt = self.dp.wrap(loss_module, opt, acc.device)
