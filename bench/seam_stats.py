@@ -7,7 +7,9 @@ Recordings (N, C, T) in physical units with join positions (the first sample eac
 - CTG: FHR baseline (bpm) and STV (ms) (evaluation/metrics/physio_ctg.py) of segments centred on joins versus
   segments centred inside windows (the middle of each window's new samples), compared by their means;
 - ECG: RR intervals (neurokit2 R-peaks, evaluation/metrics/physio_ecg.py) that span a join or end or start
-  within one interval of it, versus all others; compared by mean and standard deviation.
+  within one interval of it, versus all others; compared by mean and standard deviation. An interval is picked
+  with a chance proportional to its length (a join falls in a long one more often), so the others are weighted
+  by their length: with no seam at all, the two sides then agree (tests/test_seam_stats.py).
 Each comparison gives the relative difference (join - inside) / |inside| and whether it is within `tol`.
 """
 from __future__ import annotations
@@ -104,4 +106,6 @@ def ecg_rows(x: np.ndarray, joins: Sequence[Sequence[int]], fs: float, lead: int
         return []
     a, b = np.concatenate(near), np.concatenate(far)
     n = {"n_join": int(a.size), "n_inside": int(b.size)}
-    return [_row("RR mean (s)", a.mean(), b.mean(), tol, _se(a), **n), _row("RR sd (s)", a.std(), b.std(), tol, **n)]
+    mean_b = float(np.average(b, weights=b))  # length-biased, as the picking of `a` is
+    sd_b = float(np.sqrt(np.average((b - mean_b) ** 2, weights=b)))
+    return [_row("RR mean (s)", a.mean(), mean_b, tol, _se(a), **n), _row("RR sd (s)", a.std(), sd_b, tol, **n)]
