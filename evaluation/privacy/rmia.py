@@ -6,7 +6,7 @@ shadow models, each trained on its keep-matrix half of the population):
 
     ratio(x)  = Pr(x | theta) / Pr(x),      Pr(x) = the reference models' estimate of Pr(x | a model of the recipe)
     LR(x, z)  = ratio(x) / ratio(z)
-    score(x)  = share of population patients z (z != x) with LR(x, z) >= gamma
+    score(x)  = share of the population patients z with LR(x, z) >= gamma, x itself never counted as beaten
 
 "Probability" of a patient under a model: Pr(x | theta) = exp(-loss), the loss being the patient's mean
 per-sample denoising MSE at the fixed noise of loss_scores.py (one value per noise level; the last feature is
@@ -33,7 +33,11 @@ offline score of a patient that every reference trained on is not truly offline,
 turn plays the target against the others (its non-members are the population z), and the pair with the best
 mean AUC wins; with K = 1, `a` is the configured value and the feature the mean over levels. The target's
 truth is never looked at. The population z are the audit's non-member patients (an attacker's sample of
-patients known to be outside the training data); a patient is never compared with itself.
+patients known to be outside the training data). A non-member x is among them: it never counts as beaten by
+itself, and every x is divided by the same number of z, so that with gamma = 1 the score is a monotone function
+of ratio(x) for members and non-members alike. (Dividing a non-member by the others only would give the most
+extreme non-member a score of 1, like every member above it, and no member could then be told apart at zero
+false positives.)
 """
 from __future__ import annotations
 
@@ -55,8 +59,8 @@ def probabilities(losses: np.ndarray) -> np.ndarray:
 
 
 def reference_prob(ref: np.ndarray, keep: np.ndarray, a: float, online: bool) -> tuple[np.ndarray, int]:
-    """Pr(x) (P,) from reference probabilities ref (K, P) and keep (K, P); also the number of patients one of
-    whose sides (IN or OUT) had to be filled by the linear model."""
+    """Pr(x) (P,) from reference probabilities ref (K, P) and keep (K, P); also the number of patients whose
+    side that the mode needs (online: IN and OUT, offline: OUT) had no reference and was filled."""
     keep = np.asarray(keep, bool)
     n_in, n_out = keep.sum(0), (~keep).sum(0)
     p_in = np.where(n_in > 0, (ref * keep).sum(0) / np.maximum(n_in, 1), np.nan)
@@ -70,7 +74,8 @@ def reference_prob(ref: np.ndarray, keep: np.ndarray, a: float, online: bool) ->
 
 
 def pairwise_scores(log_ratio: np.ndarray, population: np.ndarray, gamma: float = 1.0) -> np.ndarray:
-    """score (P,): for each patient x the share of population patients z != x with ratio(x) / ratio(z) >= gamma.
+    """score (P,): for each patient x the share of the Z population patients z with ratio(x) / ratio(z) >= gamma,
+    x itself (when a z) never counted (see the module docstring); the denominator is Z for every x.
 
     log_ratio (P,) = log Pr(x | theta) - log Pr(x); population (P,) bool marks the z."""
     lr = np.asarray(log_ratio, np.float64)
@@ -80,8 +85,7 @@ def pairwise_scores(log_ratio: np.ndarray, population: np.ndarray, gamma: float 
     wins = (lr[:, None] - lr[z][None, :]) >= np.log(gamma) - 1e-12      # (P, Z); tolerance for exact ties
     self_z = np.zeros_like(wins)
     self_z[z, np.arange(len(z))] = True                                 # never compare x with itself
-    n = len(z) - self_z.sum(1)
-    return (wins & ~self_z).sum(1) / n
+    return (wins & ~self_z).sum(1) / len(z)
 
 
 def rmia_statistic(target: np.ndarray, refs: np.ndarray, keep: np.ndarray, population: np.ndarray, a: float,
@@ -92,8 +96,8 @@ def rmia_statistic(target: np.ndarray, refs: np.ndarray, keep: np.ndarray, popul
 
 
 def choose(ref_feats: np.ndarray, keep: np.ndarray, online: bool, gamma: float,
-           a_fixed: Optional[float]) -> tuple[int, float, dict[str, float]]:
-    """Leave-one-reference-out over (feature, a): ref_feats (K, P, F) -> (feature, a, mean AUC per pair).
+           a_fixed: Optional[float]) -> tuple[int, float, dict[tuple[int, float], float]]:
+    """Leave-one-reference-out over (feature, a): ref_feats (K, P, F) -> (feature, a, mean AUC per (f, a)).
     With K = 1 nothing is held out: the mean over levels and `a_fixed` (or DEFAULT_A)."""
     K, P, F = ref_feats.shape
     grid = (a_fixed,) if a_fixed is not None else A_GRID
@@ -115,7 +119,7 @@ def choose(ref_feats: np.ndarray, keep: np.ndarray, online: bool, gamma: float,
         return F - 1, grid[0] if a_fixed is not None else DEFAULT_A, {}
     mean = {key: float(np.mean(v)) for key, v in table.items()}
     best = max(mean, key=lambda key: (mean[key], -key[0], -key[1]))   # ties: lower level, smaller a
-    return best[0], best[1], {f"f{f}/a={a:g}": v for (f, a), v in mean.items()}
+    return best[0], best[1], mean
 
 
 def run_rmia(target_losses: np.ndarray, ref_losses: np.ndarray, keep: np.ndarray, population: np.ndarray,
@@ -131,7 +135,6 @@ def run_rmia(target_losses: np.ndarray, ref_losses: np.ndarray, keep: np.ndarray
     for mode, online in (("online", True), ("offline", False)):
         f, a_used, table = choose(rf, keep, online, gamma, a)
         out[mode], fills = rmia_statistic(tf[:, f], rf[:, :, f], keep, population, a_used, online, gamma)
-        named = {k.replace(f"f{i}/", f"{n}/", 1): v for k, v in table.items()
-                 for i, n in enumerate(names) if k.startswith(f"f{i}/")}
+        named = {f"{names[fi]}/a={ai:g}": v for (fi, ai), v in table.items()}
         out["selection"][mode] = {"feature": names[f], "a": a_used, "fills": fills, "reference_auc": named}
     return out
