@@ -107,7 +107,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     doc = __doc__.split("\n\n")
     p = make_parser("python -m evaluation.privacy", doc[0] + "\n\n" + doc[1], epilog="\n\n".join(doc[2:]))
     add_config_args(p)
-    p.add_argument("--attack", required=True, choices=ATTACKS, help="which membership-inference attack")
+    p.add_argument("--attack", required=True, choices=ATTACKS, help="which membership-inference attack (attribute: "
+                                                                    "attribute inference from the synthetic data)")
     p.add_argument("--shadows", type=int, default=None, help="K shadow models for lira and rmia (default "
                                                               "privacy.shadows)")
     p.add_argument("--references", type=int, default=None, help="R reference models for rmia: the first R of the K "
