@@ -1,5 +1,5 @@
-"""The audit command end to end on tiny models: LiRA with K = 4 shadows, then loss, DCR and DOMIAS on the same
-target (slow: five short trainings)."""
+"""The audit command end to end on tiny models: LiRA with K = 4 shadows, then loss, DCR, DOMIAS, RMIA (2 of the
+4 shadows as references) and attribute inference on the same target (slow: five short trainings)."""
 from __future__ import annotations
 
 import json
@@ -24,6 +24,7 @@ privacy:
   fcn_label: grp
   fcn_steps: 5
   domias_dims: 4
+  attribute_steps: 5
   threads: 1
 """
 
@@ -65,3 +66,14 @@ def test_lira_end_to_end_k4(tmp_path: Path) -> None:
         assert r["target"]["sha256"] == rep["target"]["sha256"] and r["attacks"][0]["n_non_members"] == 6
     _run(["--config", cfg, "--attack", "lira", "--shadows", "4"])
     assert all((d / "model.safetensors").stat().st_mtime_ns == t for d, t in stamps.items())
+    _run(["--config", cfg, "--attack", "rmia", "--shadows", "4", "--references", "2"])   # reuses shadows 0, 1
+    assert all((d / "model.safetensors").stat().st_mtime_ns == t for d, t in stamps.items())
+    r = json.loads((audit / "privacy_rmia.json").read_text())
+    assert [a["name"] for a in r["attacks"]] == ["rmia-online", "rmia-offline"]
+    assert r["attacks"][0]["references"] == 2 and r["attacks"][0]["n_members"] == 6
+    assert r["target"]["sha256"] == rep["target"]["sha256"]
+    _run(["--config", cfg, "--attack", "attribute"])
+    at = json.loads((audit / "privacy_attribute.json").read_text())
+    assert [e["label"] for e in at["labels"]] == ["grp", "score"]
+    assert at["labels"][0]["members"]["n"] == 6 and at["synthetic"]["windows"] == 24
+    assert "| grp | members | 6 |" in (audit / "privacy_attribute.md").read_text()

@@ -1,12 +1,14 @@
 """Membership-inference audit of a diffusion model, per patient (docs/evaluation.md section 2).
 
-    python -m evaluation.privacy --config configs/ctg/privacy.yaml --attack loss|lira|dcr|domias [--shadows K]
-                                 [--out DIR] [key=value ...]
+    python -m evaluation.privacy --config configs/ctg/privacy.yaml --attack loss|lira|rmia|dcr|domias|attribute
+                                 [--shadows K] [--references R] [--out DIR] [key=value ...]
 
 The first run draws the population and the target's members (privacy.out_dir/members.json) and trains the
 target model on the members with the config's `model` and `train` sections; `lira` also trains K shadow
-models one after another (each on half of the population, each patient in half of them). All of it is reused
-or resumed by later runs. Writes DIR/privacy_<attack>.json (schema-checked), .md and _roc.png (log-log ROC).
+models one after another (each on half of the population, each patient in half of them), `rmia` the first R
+of those K as its reference models. All of it is reused or resumed by later runs. Writes
+DIR/privacy_<attack>.json (schema-checked), .md and _roc.png (log-log ROC); `attribute` (attribute inference
+from the synthetic data, not a membership attack) writes DIR/privacy_attribute.json and .md.
 """
 from __future__ import annotations
 
@@ -27,21 +29,32 @@ KNOWLEDGE = {
     "lira": ("white-box loss with shadow models (LiRA)", "the target's weights, its training recipe including the "
              "seed (both are in the model file's stored config), and the population's data to train shadow models "
              "on random halves of it"),
+    "rmia": ("white-box loss with reference models (RMIA)", "the target's weights, its training recipe including "
+             "the seed, the population's data to train 1-4 reference models on random halves of it, and a sample "
+             "of patients known to be outside the training data (the audit's non-members, the population z)"),
     "dcr": ("black-box synthetic data", "the synthetic windows and each candidate patient's windows"),
     "domias": ("black-box synthetic data", "the synthetic windows, each candidate patient's windows, and reference "
                "windows of patients outside the training data (privacy.reference_splits)"),
 }
 
 
-def _checks(cfg: Config, attack: str, k: int) -> None:
+def _checks(cfg: Config, attack: str, k: int, refs: int) -> None:
     """Every check that can fail on the user's input, before anything is written."""
     from dataloader.subset import PatientSubset, window_patient_numbers
 
     from .audit import membership, train_split
 
-    if attack == "lira" and k < 2:
-        raise UserError("--shadows", f"LiRA needs at least 2 shadow models (got {k}); a real audit uses 16 or more")
-    m = membership(cfg, k if attack == "lira" else 0, write=False)
+    if attack in ("lira", "rmia") and k < 2:
+        raise UserError("--shadows", f"LiRA needs at least 2 shadow models (got {k}); a real audit uses 16 or more"
+                        if attack == "lira" else f"RMIA's references are taken from at least 2 shadow models (got {k})")
+    if attack == "rmia" and not 1 <= refs <= k:
+        raise UserError("--references", f"RMIA uses 1 to {k} of the {k} shadow models (--shadows) as references "
+                                        f"(got {refs})")
+    m = membership(cfg, k if attack in ("lira", "rmia") else 0, write=False)
+    if attack == "attribute":
+        from .attribute_run import check_attribute
+
+        check_attribute(cfg)
     if cfg.train.dp is not None:
         from diffusion.dp import DPTraining
 
@@ -81,73 +94,6 @@ def _losses(cfg: Config, model_file: Path, ds: Any, rows: np.ndarray, pats: np.n
     return _cached_losses(model_file.parent, model_file, key, compute)
 
 
-def _synthetic(cfg: Config, model_file: Path, labels_pool: np.ndarray, ds: Any) -> np.ndarray:
-    """Scaled synthetic windows (M, C, L): privacy.synthetic_file, or a cached sample of the target model."""
-    pc = cfg.privacy
-    if pc.synthetic_file:
-        from dataloader.scaling import to_scaled
-        from dataloader.synthetic import read_synthetic
-
-        x, _, _ = read_synthetic(pc.synthetic_file)
-        if x.shape[1:] != (len(ds.channels), ds.window_len):
-            raise UserError(f"privacy.synthetic_file {pc.synthetic_file}", f"windows {x.shape[1:]} differ from the "
-                                                                           f"data's {(len(ds.channels), ds.window_len)}")
-        return to_scaled(x, ds.file.lo, ds.file.hi).astype(np.float32)
-    f = model_file.parent / f"synthetic-{pc.synthetic}-{pc.sampler}-{pc.steps}-{pc.seed}.npy"
-    if f.is_file():
-        return np.load(f)
-    import torch
-
-    from diffusion.checkpoint import load_model_file
-
-    model, _ = load_model_file(model_file)
-    rng = np.random.default_rng([pc.seed, 99])
-    lab = torch.as_tensor(labels_pool[rng.integers(0, len(labels_pool), pc.synthetic)])
-    x = model.sample(pc.synthetic, lab, sampler=pc.sampler, steps=pc.steps, seed=pc.seed, batch_size=250)
-    x = x.cpu().numpy().astype(np.float32)
-    tmp = f.with_name(".tmp-" + f.name)
-    np.save(tmp, x)
-    tmp.rename(f)
-    return x
-
-
-def _fcn(cfg: Config, ds: Any, log: Any) -> Any:
-    """The DOMIAS feature extractor: privacy.fcn, or an FCN trained on the reference patients (cached)."""
-    from dataloader.dataset import WindowDataset
-    from evaluation.fcn.model import train_fcn
-    from evaluation.fcn.weights import extractor_meta, file_sha256, load_extractor, save_extractor
-
-    pc = cfg.privacy
-    if pc.fcn:
-        return load_extractor(pc.fcn)[0]
-    f = Path(pc.out_dir) / f"fcn-{pc.fcn_label}-{pc.fcn_steps}-{pc.seed}.safetensors"
-    if f.is_file():
-        return load_extractor(f)[0]
-    names = ds.label_names
-    if pc.fcn_label not in names:
-        raise UserError("privacy.fcn_label", f"unknown label {pc.fcn_label!r}; labels: {', '.join(names)}")
-    j = names.index(pc.fcn_label)
-    xs, ys = [], []
-    for s in pc.reference_splits:
-        r = WindowDataset(ds.file, s)
-        x, y, _ = r.get_batch(np.arange(len(r)))
-        xs.append(ds.file.to_physical(x.numpy()).astype(np.float32))
-        ys.append(y.numpy()[:, j])
-    x, y = np.concatenate(xs), np.concatenate(ys)
-    n_cls = len(ds.class_names[j])
-    keep = y < n_cls                                  # drop the "missing" class
-    x, y = x[keep], y[keep]
-    cut = np.random.default_rng([pc.seed, 5]).random(len(x)) < 0.8
-    log(f"training the DOMIAS FCN on {int(cut.sum())} reference windows ({pc.fcn_label}, {pc.fcn_steps} steps)")
-    model = train_fcn(x[cut], y[cut], x[~cut], y[~cut], n_cls, max_steps=pc.fcn_steps, seed=pc.seed,
-                      downsample=max(1, ds.window_len // 512))
-    meta = extractor_meta(model, label=pc.fcn_label, class_names=list(ds.class_names[j]),
-                          channels=[c["name"] for c in ds.channels], window_len=ds.window_len,
-                          data_sha256=file_sha256(cfg.data.prepared), purpose="DOMIAS features of a privacy audit")
-    save_extractor(f, model, meta)
-    return model
-
-
 def _attack_entry(name: str, attack: str, scores: np.ndarray, is_member: np.ndarray, notes: str = "",
                   **extra: Any) -> dict[str, Any]:
     from .metrics import attack_metrics
@@ -161,8 +107,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     doc = __doc__.split("\n\n")
     p = make_parser("python -m evaluation.privacy", doc[0] + "\n\n" + doc[1], epilog="\n\n".join(doc[2:]))
     add_config_args(p)
-    p.add_argument("--attack", required=True, choices=ATTACKS, help="which membership-inference attack")
-    p.add_argument("--shadows", type=int, default=None, help="K shadow models for lira (default privacy.shadows)")
+    p.add_argument("--attack", required=True, choices=ATTACKS, help="which membership-inference attack (attribute: "
+                                                                    "attribute inference from the synthetic data)")
+    p.add_argument("--shadows", type=int, default=None, help="K shadow models for lira and rmia (default "
+                                                              "privacy.shadows)")
+    p.add_argument("--references", type=int, default=None, help="R reference models for rmia: the first R of the K "
+                                                                 "shadows (default privacy.references)")
     p.add_argument("--out", default=None, help="report folder (default privacy.out_dir)")
     a = p.parse_intermixed_args(argv)
     cfg = load_config(a.config, a.overrides)
@@ -174,9 +124,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     pc = cfg.privacy
     k = pc.shadows if a.shadows is None else a.shadows
-    _checks(cfg, a.attack, k)
+    refs = pc.references if a.references is None else a.references
+    _checks(cfg, a.attack, k, refs)
     set_threads(pc.threads)
-    return run_attack(cfg, a.attack, k, Path(a.out or pc.out_dir))
+    if a.attack == "attribute":
+        from .attribute_run import run_attribute
+
+        return run_attribute(cfg, Path(a.out or pc.out_dir))
+    return run_attack(cfg, a.attack, k, Path(a.out or pc.out_dir), references=refs)
 
 
 @dataclass
@@ -190,6 +145,7 @@ class _Audit:
     pats: np.ndarray
     target: Path
     log: Any
+    references: int = 0
 
     @property
     def n_patients(self) -> int:
@@ -200,23 +156,23 @@ class _Audit:
         return _losses(self.cfg, model_file, self.ds, self.rows, self.pats, self.n_patients)
 
 
-def run_attack(cfg: Config, attack: str, k: int, out: Path, log: Any = print) -> int:
+def run_attack(cfg: Config, attack: str, k: int, out: Path, log: Any = print, references: int = 0) -> int:
     """Train what the attack needs (reusing what exists), score, write the report."""
     from diffusion.checkpoint import read_model_meta
 
     from .audit import membership, train_split
     from .loss_scores import audit_windows
-    from .models import train_model
+    from .models import dp_meta, train_model
     from .report import FORMAT, write_report
 
     pc = cfg.privacy
     root = Path(pc.out_dir)
-    m = membership(cfg, k if attack == "lira" else 0)
+    m = membership(cfg, k if attack in ("lira", "rmia") else 0)
     ds = train_split(cfg)
     target = train_model(cfg, root / "target", m.members, log)
     meta = read_model_meta(target)
     rows, pats = audit_windows(ds, m.population, pc.windows_per_patient)
-    a = _Audit(cfg, ds, m, rows, pats, target, log)
+    a = _Audit(cfg, ds, m, rows, pats, target, log, references)
     attacks = _ATTACKS[attack](a, attack, k)
     is_member = m.is_member
     report = {"format": FORMAT, "unit": "patient",
@@ -225,7 +181,7 @@ def run_attack(cfg: Config, attack: str, k: int, out: Path, log: Any = print) ->
                              "windows_per_patient": pc.windows_per_patient, "audited_windows": int(len(rows))},
               "members_file": str(root / "members.json"),
               "target": {"model_file": str(target), "step": meta.step, "sha256": meta.sha256,
-                         "dp": json.loads(_dp_of(target) or "null")},
+                         "dp": dp_meta(target)},
               "settings": {"noise_levels": list(pc.noise_levels), "draws": pc.draws, "seed": pc.seed,
                            "prepared": str(cfg.data.prepared)},
               "attacks": attacks}
@@ -275,10 +231,12 @@ def _lira_attack(a: _Audit, attack: str, k: int) -> list[dict[str, Any]]:
 
 def _synthetic_attack(a: _Audit, attack: str, k: int) -> list[dict[str, Any]]:
     """The attacks on synthetic windows generated with the members' labels: dcr or domias."""
+    from .synthetic import target_synthetic
+
     pc, is_member = a.cfg.privacy, a.m.is_member
     real = a.ds.get_batch(a.rows)[0].numpy()
     member_rows = np.flatnonzero(is_member[a.pats])
-    synth = _synthetic(a.cfg, a.target, a.ds.labels[a.rows[member_rows]], a.ds)
+    synth, _ = target_synthetic(a.cfg, a.target, a.ds.labels[a.rows[member_rows]], a.ds)
     if attack == "dcr":
         from .dcr import dcr_scores
 
@@ -289,8 +247,9 @@ def _synthetic_attack(a: _Audit, attack: str, k: int) -> list[dict[str, Any]]:
     from dataloader.dataset import WindowDataset
 
     from .domias import domias_scores, fcn_features_fn
+    from .synthetic import domias_fcn
 
-    feats = fcn_features_fn(_fcn(a.cfg, a.ds, a.log), a.ds.file.to_physical)
+    feats = fcn_features_fn(domias_fcn(a.cfg, a.ds, a.log), a.ds.file.to_physical)
     refs = [WindowDataset(a.ds.file, s) for s in pc.reference_splits]
     ref = np.concatenate([r.get_batch(np.arange(len(r)))[0].numpy() for r in refs])
     sc, _ = domias_scores(feats(real), a.pats, a.n_patients, feats(synth), feats(ref), pc.domias_dims)
@@ -300,23 +259,39 @@ def _synthetic_attack(a: _Audit, attack: str, k: int) -> list[dict[str, Any]]:
                           n_synthetic=len(synth), n_reference=len(ref))]
 
 
+def _rmia_attack(a: _Audit, attack: str, k: int) -> list[dict[str, Any]]:
+    """RMIA online and offline with the first `a.references` of the `k` shadow models as references."""
+    from .models import shadow_dir, train_shadows
+    from .rmia import run_rmia
+
+    pc, root, is_member, r = a.cfg.privacy, Path(a.cfg.privacy.out_dir), a.m.is_member, a.references
+    files = train_shadows(a.cfg, root, [a.m.shadow_patients(j) for j in range(k)], a.log, only=list(range(r)))
+    res = run_rmia(a.losses(a.target), np.stack([a.losses(f) for f in files]), a.m.keep[:r], ~is_member,
+                   list(pc.noise_levels), pc.rmia_gamma, pc.rmia_offline_a)
+    out = []
+    for mode in ("online", "offline"):
+        sel = res["selection"][mode]
+        out.append(_attack_entry(
+            f"rmia-{mode}", attack, res[mode], is_member,
+            f"R={r} reference models (the first of K={k} shadows), gamma {pc.rmia_gamma:g}, a {sel['a']:g}, "
+            f"feature {sel['feature']} (both chosen on the references alone); Pr = exp(-loss); population z = "
+            f"the {int((~is_member).sum())} non-members; {sel['fills']} patients had no "
+            f"{'IN or OUT' if mode == 'online' else 'OUT'} reference (that side from the linear model)",
+            references=r, gamma=pc.rmia_gamma, selection=sel, reference_dirs=[str(shadow_dir(root, k, j))
+                                                                              for j in range(r)]))
+    return out
+
+
 # attack name -> runner (a, attack, k) -> report entries
-_ATTACKS = {"loss": _loss_attack, "lira": _lira_attack, "dcr": _synthetic_attack, "domias": _synthetic_attack}
-ATTACKS = tuple(_ATTACKS)
+_ATTACKS = {"loss": _loss_attack, "lira": _lira_attack, "rmia": _rmia_attack, "dcr": _synthetic_attack,
+            "domias": _synthetic_attack}
+ATTACKS = (*_ATTACKS, "attribute")
 
 
 def _auc(s: np.ndarray, m: np.ndarray) -> float:
     from .metrics import roc_auc
 
     return roc_auc(s, m)
-
-
-def _dp_of(model_file: Path) -> str:
-    """The model file's "dp" metadata (JSON text) or ""."""
-    from safetensors import safe_open
-
-    with safe_open(str(model_file), framework="pt") as f:
-        return (f.metadata() or {}).get("dp", "")
 
 
 if __name__ == "__main__":

@@ -2,9 +2,9 @@
 
     members.json        population, members, non-members and the keep matrix (members.py)
     target/             the audited model, trained on the members (models.py)
-    shadows/KNN-kk/     shadow model k of K (LiRA)
+    shadows/KNN-kk/     shadow model k of K (LiRA; RMIA uses the first R as its reference models)
     synthetic.npz       the target's synthetic sample for the black-box attacks
-    <attack>.json/.md/.png   reports (report.py)
+    privacy_<attack>.json/.md/_roc.png   reports (report.py; attribute_run.py: no ROC)
 """
 from __future__ import annotations
 

@@ -33,6 +33,14 @@ class PrivacyConfig:
     # windows per patient used for scores and black-box attacks (evenly spread; null: all)
     windows_per_patient: Optional[int] = field(default=16, metadata=limits(ge=1))
     lira_variance: Literal["global", "per_patient"] = "global"  # LiRA Gaussians: pooled variance or per patient
+    # RMIA: reference models = the first this many of the `shadows` shadow models (1-4 suffice for RMIA)
+    references: int = field(default=2, metadata=limits(ge=1))
+    rmia_gamma: float = field(default=1.0, metadata=limits(gt=0))  # RMIA: LR(x, z) must reach this to count z
+    # RMIA offline: Pr_IN ~ a Pr_OUT + (1 - a); null: chosen on the references (0.5 with one reference)
+    rmia_offline_a: Optional[float] = field(default=None, metadata=limits(gt=0, le=1))
+    # attribute inference: label columns to infer (null: every label column of the data)
+    attribute_labels: Optional[list[str]] = None
+    attribute_steps: int = field(default=400, metadata=limits(ge=1))  # optimiser steps of its FCN
     synthetic: int = field(default=1000, metadata=limits(ge=10))  # synthetic windows for the black-box attacks
     # black box: attack this synthetic HDF5 (from generate.py) instead of sampling the target model
     synthetic_file: Optional[str] = None

@@ -59,6 +59,16 @@ def train_model(cfg: Config, out_dir: Path, patients: list[str], log: Callable[[
     return out_dir / "model.safetensors"
 
 
+def dp_meta(model_file: Path) -> Optional[dict]:
+    """The model file's "dp" metadata (epsilon, delta, unit, ... of DP-SGD training) or None."""
+    import json
+
+    from safetensors import safe_open
+
+    with safe_open(str(model_file), framework="pt") as f:
+        return json.loads((f.metadata() or {}).get("dp", "") or "null")
+
+
 def shadow_dir(root: Path, n_shadows: int, k: int) -> Path:
     return root / "shadows" / f"K{n_shadows:02d}-{k:02d}"
 

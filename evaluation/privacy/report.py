@@ -16,7 +16,8 @@ from typing import Any, Optional
 from dataloader.atomic import atomic_path, write_text_atomic
 
 FORMAT = "physiodiff-privacy-report-1"
-THREAT_MODELS = ("white-box loss", "white-box loss with shadow models (LiRA)", "black-box synthetic data")
+THREAT_MODELS = ("white-box loss", "white-box loss with shadow models (LiRA)",
+                 "white-box loss with reference models (RMIA)", "black-box synthetic data")
 
 _NUM = {"type": "number"}
 _PROB = {"type": "number", "minimum": 0, "maximum": 1}
@@ -81,9 +82,9 @@ def _check(value: Any, schema: dict[str, Any], path: str) -> None:
                 _check(v, schema["items"], f"{path}[{i}]")
 
 
-def validate_report(report: dict[str, Any]) -> None:
-    """Raise `ReportError` unless `report` meets SCHEMA."""
-    _check(report, SCHEMA, "report")
+def validate_report(report: dict[str, Any], schema: Optional[dict[str, Any]] = None) -> None:
+    """Raise `ReportError` unless `report` meets `schema` (default SCHEMA, the membership report's)."""
+    _check(report, SCHEMA if schema is None else schema, "report")
 
 
 def plot_roc(path: str | os.PathLike, attacks: list[dict[str, Any]], title: str) -> None:
