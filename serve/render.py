@@ -1,8 +1,8 @@
 """One recording: sample it, write the HDF5 file, draw the preview, and export it to a download format.
 
-`sample_recording` is the one place that turns a model and a request into signal: a recording of any length
-through `diffusion.continuation.sample_long` (windows chained by continuation; a recording of at most one
-window is the start of the model's own window of (seed, 0)). Everything else here is format plumbing through the existing writers:
+`render` turns a model and a request into signal and file through `diffusion.long_file.generate_long_file`,
+the code of `generate.py --duration` (windows chained by continuation, diffusion/continuation.py), so a
+request's file is that command's file for the same model, labels, length and seed. Everything else here is format plumbing through the existing writers:
 dataloader/synthetic.py (HDF5), tools/export.py (WFDB, CSV, ...), evaluation/sample_grid.py (the preview in
 clinical style). Every file is written under a temporary name and renamed.
 """
@@ -21,7 +21,6 @@ import numpy as np
 import torch
 
 from dataloader.atomic import atomic_path
-from dataloader.errors import UserError
 
 from .catalog import ModelEntry
 from .settings import Preset, formats
@@ -57,15 +56,6 @@ def install_counter(model: torch.nn.Module) -> None:
     getattr(model, "net", model).register_forward_hook(_count_evaluation)
 
 
-def sample_recording(model: torch.nn.Module, n_samples: int, labels: torch.Tensor, sampler: str, steps: int,
-                     guidance_scale: float, seed: int, **options: Any) -> torch.Tensor:
-    """(C, n_samples) in [-1, 1]: the recording. labels: (n_labels,) codes."""
-    from diffusion.continuation import sample_long
-
-    with torch.no_grad():
-        return sample_long(model, n_samples, labels, sampler, steps, guidance_scale, seed, **options).float()
-
-
 def sample_args(rec: Recording) -> Any:
     """The SampleArgs of a request: the preset's sampler and steps, the rest from the model's stored config."""
     from diffusion.config import SampleConfig
@@ -79,10 +69,12 @@ def sample_args(rec: Recording) -> Any:
 def render(rec: Recording, folder: Path, device: Any, progress: Callable[[float], None]) -> Path:
     """Sample `rec` into folder/recording.h5 and draw folder/preview.png; `progress(fraction)` as it goes.
     Returns the HDF5 path. The same request gives the same bytes."""
-    model = rec.entry.loaded(device, install_counter)
-    args = sample_args(rec)
     from diffusion.continuation import plan_windows
+    from diffusion.generation import used_config_text
+    from diffusion.long_file import generate_long_file
 
+    model = rec.entry.loaded(device, install_counter)
+    meta, args = rec.entry.meta, sample_args(rec)
     # the presets' samplers evaluate the network once per step, in every window of the recording
     expected = max(1, args.steps) * plan_windows(model, rec.n_samples).n_windows
     done = [0]
@@ -92,39 +84,16 @@ def render(rec: Recording, folder: Path, device: Any, progress: Callable[[float]
         progress(min(0.9, 0.9 * done[0] / expected))
 
     _LOCAL.tick = tick
-    try:
-        y = torch.tensor(rec.codes, dtype=torch.long, device=device)
-        x = sample_recording(model, rec.n_samples, y, args.sampler, args.steps, args.guidance_scale, args.seed,
-                             quantize=args.quantize, **args.opts())
+    try:  # the file of `generate.py --duration` for this one label row (same sampling, attributes, checks)
+        labels = np.asarray([rec.codes], np.int64).reshape(1, len(rec.codes))
+        path = generate_long_file(model, meta, labels, args, folder / RECORDING, n_samples=rec.n_samples,
+                                  config_text=used_config_text(meta.config, meta, args), progress=False)
     finally:
         _LOCAL.tick = None
-    if not bool(torch.isfinite(x).all()):
-        raise UserError("model output", f"the recording came out non-finite with {args.sampler}, {args.steps} steps")
-    path = _write_h5(rec, args, x.clamp(-1, 1).cpu().numpy(), folder / RECORDING)
     progress(0.95)
     _preview(rec, path, folder / PREVIEW)
     progress(1.0)
     return path
-
-
-def _write_h5(rec: Recording, args: Any, x: np.ndarray, out: Path) -> Path:
-    """x: (C, n) in [-1, 1] -> one recording in a synthetic HDF5 file (physical units), as generate.py writes."""
-    import hashlib
-
-    from dataloader.class_csv import as_plan
-    from dataloader.scaling import to_physical
-    from dataloader.synthetic import SyntheticWriter
-    from diffusion.generation import file_attrs, run_key, used_config_text
-
-    meta = rec.entry.meta
-    labels = np.asarray([rec.codes], np.int64).reshape(1, len(rec.codes))
-    attrs = file_attrs(meta, args, used_config_text(meta.config, meta, args))
-    key = hashlib.sha256(f"{run_key(meta, args, as_plan(labels), False)} {rec.n_samples}".encode()).hexdigest()
-    lo, hi = meta.data.ranges
-    with SyntheticWriter(out, attrs=attrs, run_key=key, labels=labels, n_channels=x.shape[0],
-                         length=rec.n_samples) as w:
-        w.append(to_physical(x[None], lo, hi).astype(np.float32))
-        return w.finish()
 
 
 def _preview(rec: Recording, h5: Path, out: Path) -> Path:

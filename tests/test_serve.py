@@ -243,7 +243,9 @@ def test_a_failed_job_says_why_and_a_bug_is_one_generic_line(client: TestClient,
     import serve.app
     import serve.render
 
-    monkeypatch.setattr(serve.render, "sample_recording", lambda *a, **kw: torch.full((2, 20), float("nan")))
+    import diffusion.continuation
+
+    monkeypatch.setattr(diffusion.continuation, "decode_long", lambda *a, **kw: torch.full((2, 64), float("nan")))
     s = _wait(client, client.post("/api/jobs", json=_job(seed=99)).json()["id"])
     assert s["state"] == "failed" and s["error"].startswith("model output:") and s["files"] == {}
     _refused(client.get(f"/api/jobs/{s['id']}/file", params={"format": "hdf5"}), 409, "job")
