@@ -90,16 +90,15 @@ def _install_handlers(app: FastAPI) -> None:
 def _check_length(entry: ModelEntry, text: str, max_seconds: float) -> tuple[float, int]:
     """(seconds, samples) of the `length` field, or ApiError 422. A recording longer than the model's window
     is continued window by window (diffusion/continuation.py); the app's --max_seconds bounds it."""
+    from diffusion.long_file import n_samples_of
+
     try:
         seconds = parse_duration(text, "length")
+        if seconds > max_seconds:
+            raise UserError("length", f"{seconds:g} s is over the limit of {max_seconds:g} s (the app's --max_seconds)")
+        return seconds, n_samples_of(seconds, entry.meta.data.fs, "length")
     except UserError as e:
         raise ApiError(422, "length", e.what) from None
-    if seconds > max_seconds:
-        raise ApiError(422, "length", f"{seconds:g} s is over the limit of {max_seconds:g} s (the app's --max_seconds)")
-    n = int(round(seconds * float(entry.meta.data.fs)))
-    if n < 1:
-        raise ApiError(422, "length", f"{seconds:g} s is less than one sample at {entry.meta.data.fs:g} Hz")
-    return seconds, n
 
 
 def _check_labels(entry: ModelEntry, labels: dict[str, str]) -> tuple[int, ...]:
