@@ -141,13 +141,13 @@ def _plot(a: argparse.Namespace, path: Path, labels: object, real: object, seed:
 
 def main(argv: Sequence[str] | None = None) -> int:
     a = _parser().parse_intermixed_args(argv)  # overrides may come before or after options
-    cfg, ckpt = _config_and_model(a)
+    cfg, ckpt, meta = _config_and_model(a)
     args = _sample_args(cfg, a)
     out = _check_outputs(a)
     from diffusion.checkpoint import check_against_config, read_model_meta
     from diffusion.generation import check_free_space, output_bytes, used_config_text
 
-    meta = read_model_meta(ckpt)
+    meta = meta or read_model_meta(ckpt)  # read once: it hashes the whole file
     file_meta = meta  # the --checkpoint file's (with sr, load_sr_pipeline's meta is the SR model's)
     check_against_config(meta.data, cfg, ckpt)
     sr_file = None
@@ -257,9 +257,9 @@ def _long_request(a: argparse.Namespace, cfg: Any, meta: Any) -> Optional[dict[s
             "resample": int(resample), "schedule": schedule}
 
 
-def _config_and_model(a: argparse.Namespace) -> tuple[Any, str]:
-    """(the config, the model file): --model NAME (a shipped model; its stored config unless --config), or
-    --config with --checkpoint or <train.out_dir>/model.safetensors."""
+def _config_and_model(a: argparse.Namespace) -> tuple[Any, str, Any]:
+    """(the config, the model file, its metadata when read here, else None): --model NAME (a shipped model;
+    its stored config unless --config), or --config with --checkpoint or <train.out_dir>/model.safetensors."""
     if a.model is not None:
         from diffusion.checkpoint import read_model_meta
         from dataloader.config import config_from_text
@@ -269,12 +269,13 @@ def _config_and_model(a: argparse.Namespace) -> tuple[Any, str]:
             raise UserError("--model", "give a shipped --model or a --checkpoint file, not both")
         ckpt = str(shipped_model(a.model))
         if a.config is not None:
-            return load_config(a.config, a.overrides), ckpt
-        return config_from_text(read_model_meta(ckpt).config_text, f"model {a.model}", a.overrides), ckpt
+            return load_config(a.config, a.overrides), ckpt, None
+        meta = read_model_meta(ckpt)
+        return config_from_text(meta.config_text, f"model {a.model}", a.overrides), ckpt, meta
     if a.config is None:
         raise UserError("--config", "required (or --model NAME for a shipped model)")
     cfg = load_config(a.config, a.overrides)
-    return cfg, _model_path(cfg, a)
+    return cfg, _model_path(cfg, a), None
 
 
 def _model_path(cfg: Any, a: argparse.Namespace) -> str:

@@ -95,7 +95,8 @@ def _check_length(entry: ModelEntry, text: str, max_seconds: float) -> tuple[flo
     try:
         seconds = parse_duration(text, "length")
         if seconds > max_seconds:
-            raise UserError("length", f"{seconds:g} s is over the limit of {max_seconds:g} s (the app's --max_seconds)")
+            raise UserError("length", f"{seconds:g} s is over the limit of {max_seconds:g} s "
+                                      "(the app's --max_seconds)")
         return seconds, n_samples_of(seconds, entry.meta.data.fs, "length")
     except UserError as e:
         raise ApiError(422, "length", e.what) from None

@@ -2,9 +2,9 @@
 
 `render` turns a model and a request into signal and file through `diffusion.long_file.generate_long_file`,
 the code of `generate.py --duration` (windows chained by continuation, diffusion/continuation.py), so a
-request's file is that command's file for the same model, labels, length and seed. Everything else here is format plumbing through the existing writers:
-dataloader/synthetic.py (HDF5), tools/export.py (WFDB, CSV, ...), evaluation/sample_grid.py (the preview in
-clinical style). Every file is written under a temporary name and renamed.
+request's file is that command's file for the same model, labels, length and seed. Everything else here is
+format plumbing through the existing writers: dataloader/synthetic.py (HDF5), tools/export.py (WFDB, EDF, CSV),
+evaluation/sample_grid.py (the preview in clinical style). Every file is written under a temporary name and renamed.
 """
 from __future__ import annotations
 
