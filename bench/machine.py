@@ -9,16 +9,7 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-
-def cpu_model() -> str:
-    """The CPU model name from /proc/cpuinfo (or platform.processor())."""
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+from training.hardware import cpu_model
 
 
 def machine_info() -> dict[str, Any]:
@@ -44,16 +35,22 @@ def machine_info() -> dict[str, Any]:
     }
 
 
-def median_time(fn: Callable[[], Any], repeats: int) -> float:
-    """Median wall seconds of `repeats` calls of `fn`, after one untimed warm-up call (oneDNN picks its kernels
-    on the first call)."""
-    fn()
+def wall_times(fn: Callable[[], Any], repeats: int, warm_up: bool = True) -> list[float]:
+    """Wall seconds of `repeats` calls of `fn`, after one untimed call when `warm_up` (oneDNN picks its kernels
+    on the first call of a shape; skip it where an earlier call has run the shapes already)."""
+    if warm_up:
+        fn()
     times = []
     for _ in range(repeats):
         t = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t)
-    return statistics.median(times)
+    return times
+
+
+def median_time(fn: Callable[[], Any], repeats: int) -> float:
+    """Median wall seconds of `repeats` calls of `fn`, after one untimed warm-up call."""
+    return statistics.median(wall_times(fn, repeats))
 
 
 def matmul_gflops(repeats: int = 3) -> float:

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
-from bench.machine import matmul_gflops
+from bench.machine import matmul_gflops, wall_times
 
 
 def _rss_mib() -> float:
@@ -42,19 +42,6 @@ def _flops(fn: Callable[[], Any]) -> float:
     with FlopCounterMode(display=False) as fc:
         fn()
     return float(fc.get_total_flops())
-
-
-def _times(fn: Callable[[], Any], repeats: int, warm_up: bool = True) -> list[float]:
-    """Wall seconds of `repeats` calls, after one untimed call when `warm_up` (oneDNN picks its kernels on the
-    first call of a shape; the training loop, or the FLOP-counting call, has made it already otherwise)."""
-    if warm_up:
-        fn()
-    out = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t)
-    return out
 
 
 def train_and_bare(cfg: Any, steps: int, repeats: int) -> dict[str, Any]:
@@ -83,9 +70,9 @@ def train_and_bare(cfg: Any, steps: int, repeats: int) -> dict[str, Any]:
         opt.step()
         opt.zero_grad(set_to_none=True)
 
-    bare_s = _times(bare, repeats, warm_up=False)  # the loop ran these shapes and this optimizer already
+    bare_s = wall_times(bare, repeats, warm_up=False)  # the loop ran these shapes and this optimizer already
     fwd_bwd()
-    opt_s = _times(opt.step, max(3, repeats), warm_up=False)
+    opt_s = wall_times(opt.step, max(3, repeats), warm_up=False)
     opt.zero_grad(set_to_none=True)
     flops = _flops(fwd_bwd)
     opt.zero_grad(set_to_none=True)
@@ -119,7 +106,7 @@ def evals(model: Any, ds: Any, batches: Sequence[int], repeats: int) -> dict[str
                 model.denoiser(z, sigma, y)
 
         out["eval_gflop"][str(b)] = _flops(call) / 1e9
-        out["eval_s"][str(b)] = _times(call, repeats, warm_up=False)  # the FLOP count was the warm-up
+        out["eval_s"][str(b)] = wall_times(call, repeats, warm_up=False)  # the FLOP count was the warm-up
     return out
 
 

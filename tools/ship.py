@@ -91,7 +91,8 @@ def _read(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
 def ship(run: Path, name: str, licence: str, out: Path, dtype: str = "float16", evaluation: Path | None = None,
          audit: Path | None = None, hardware: str | None = None) -> Path:
     """Write out/name/model.safetensors and out/name/README.md from the run in folder `run`; returns the folder."""
-    from training.model_card import build_card, detect_hardware, render_card
+    from training.hardware import detect_hardware
+    from training.model_card import build_card, render_card
 
     if not NAME_RE.match(name):
         raise UserError("--name", f"expected lower-case letters, digits, '.', '_', '-' (got {name!r})")

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import platform
 from pathlib import Path
 from typing import Any, Optional
 
@@ -74,23 +72,6 @@ def data_facts(cfg: Config) -> dict[str, Any]:
             digest, n = tree_sha256(p)
             out[f"{key}_sha256"], out[f"{key}_files"] = digest, n
     return out
-
-
-def detect_hardware() -> str:
-    """The accelerator's name (CUDA) or the CPU model, and the core count, of this machine."""
-    import torch
-
-    if torch.cuda.is_available():
-        return f"{torch.cuda.get_device_name(0)} x {torch.cuda.device_count()}, {os.cpu_count()} CPU cores"
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores (CPU only)"
 
 
 def build_card(name: str, licence: str, run: Path, cfg: Config, hardware: str,
