@@ -89,16 +89,12 @@ def _parser():  # type: ignore[no-untyped-def]
 
 
 def _sample_args(cfg, a):  # type: ignore[no-untyped-def]
-    from diffusion.config import SampleConfig
     from diffusion.generation import SampleArgs
     from diffusion.samplers import list_samplers
 
-    s = cfg.get("sample") or SampleConfig()
-    args = SampleArgs(sampler=a.sampler or s.sampler, steps=s.steps if a.steps is None else a.steps,
-                      guidance_scale=s.guidance_scale if a.guidance_scale is None else a.guidance_scale,
-                      seed=s.seed if a.seed is None else a.seed,
-                      batch_size=s.batch_size if a.batch_size is None else a.batch_size,
-                      eta=s.eta if a.eta is None else a.eta, sigmas=s.sigmas, quantize=s.quantize)
+    args = SampleArgs.from_section(cfg.get("sample"), sampler=a.sampler or None, steps=a.steps,
+                                   guidance_scale=a.guidance_scale, seed=a.seed, batch_size=a.batch_size,
+                                   eta=a.eta)
     if args.sampler not in list_samplers():
         raise UserError("--sampler", f"unknown sampler {args.sampler!r} (expected one of: {', '.join(list_samplers())})")
     for name, v, lo in (("--steps", args.steps, 1), ("--batch_size", args.batch_size, 1), ("--seed", args.seed, 0)):

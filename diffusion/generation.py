@@ -13,7 +13,7 @@ import hashlib
 import json
 import os
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -42,6 +42,17 @@ class SampleArgs:
     eta: Optional[float] = None                 # stochasticity (ddim, ancestral samplers); None = default
     sigmas: str = "karras"                      # k-sampler noise levels
     quantize: bool = False                      # k-samplers: round sigmas to trained timesteps
+
+    @classmethod
+    def from_section(cls, section: Any, **given: Any) -> "SampleArgs":
+        """From a `sample` config section (None: its defaults), each key of `given` that is not None in place
+        of the section's (generate.py's options, the web app's preset)."""
+        from .config import SampleConfig
+
+        s = section or SampleConfig()
+        values = {f.name: getattr(s, f.name) for f in fields(cls)}
+        values.update({k: v for k, v in given.items() if v is not None})
+        return cls(**values)
 
     def opts(self) -> dict[str, Any]:
         """Sampler options for `model.sample` (samplers without them ignore eta and sigmas)."""

@@ -58,12 +58,10 @@ def install_counter(model: torch.nn.Module) -> None:
 
 def sample_args(rec: Recording) -> Any:
     """The SampleArgs of a request: the preset's sampler and steps, the rest from the model's stored config."""
-    from diffusion.config import SampleConfig
     from diffusion.generation import SampleArgs
 
-    s = rec.entry.meta.config.get("sample") or SampleConfig()
-    return SampleArgs(sampler=rec.preset.sampler, steps=rec.preset.steps, guidance_scale=s.guidance_scale,
-                      seed=rec.seed, batch_size=1, eta=s.eta, sigmas=s.sigmas, quantize=s.quantize)
+    return SampleArgs.from_section(rec.entry.meta.config.get("sample"), sampler=rec.preset.sampler,
+                                   steps=rec.preset.steps, seed=rec.seed, batch_size=1)
 
 
 def render(rec: Recording, folder: Path, device: Any, progress: Callable[[float], None]) -> Path:
