@@ -11,11 +11,10 @@ Recording r of a file is `sample_long(..., seed=recording_seed(seed, r))`: its w
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -47,11 +46,6 @@ def n_samples_of(duration_s: float, fs: float, where: str = "--duration") -> int
     return n
 
 
-def _long_key(meta: ModelMeta, args: SampleArgs, plan: LabelPlan, scaled: bool, extra: dict[str, Any]) -> str:
-    base = run_key(meta, args, plan, scaled)
-    return hashlib.sha256((base + json.dumps(extra, sort_keys=True)).encode()).hexdigest()
-
-
 def generate_long_file(model: torch.nn.Module, meta: ModelMeta, labels: LabelPlan | np.ndarray, args: SampleArgs,
                        out: str | os.PathLike, *, n_samples: int, config_text: str, overlap: float = 0.25,
                        resample: int = 0, schedule: Optional[Schedule] = None, scaled: bool = False,
@@ -70,7 +64,7 @@ def generate_long_file(model: torch.nn.Module, meta: ModelMeta, labels: LabelPla
             "windows": windows.n_windows, "schedule": None if schedule is None else schedule.definition()}
     attrs = dict(file_attrs(meta, args, config_text), duration_s=n_samples / float(d.fs),
                  model_window_len=int(d.window_len), continuation=json.dumps(cont, sort_keys=True))
-    key = _long_key(meta, args, plan, scaled, {"n_samples": int(n_samples), **cont})
+    key = run_key(meta, args, plan, scaled, {"n_samples": int(n_samples), **cont})
     writer = SyntheticWriter(out, attrs=attrs, run_key=key, labels=plan, n_channels=len(d.channels),
                              length=int(n_samples), scaled=scaled)
     times = [windows.new_start(k) / float(d.fs) for k in range(windows.n_windows)]
