@@ -66,6 +66,18 @@ class PhysioConfig:
 
 
 @dataclass
+class ConditioningConfig:
+    """The `conditioning` metric: per label column, the physiology of each generated class against every real
+    class (Wasserstein-1 per feature)."""
+
+    # physiological feature names (those of eval.physio.kind); null: ctg baseline_bpm, variability_bpm; ecg
+    # hr_bpm, rmssd_ms
+    features: Optional[list[str]] = None
+    # fewest measured windows of a class, on each side, for it to be compared (fewer: reported as skipped)
+    min_windows: int = field(default=10, metadata=limits(ge=1))
+
+
+@dataclass
 class EvalConfig:
     """What eval.py compares synthetic files with (real windows of held-out patients) and which metrics run."""
 
@@ -98,6 +110,7 @@ class EvalConfig:
     predictive: GRUScoreConfig = field(default_factory=lambda: GRUScoreConfig(iterations=5000))
     tstr: TSTRConfig = field(default_factory=TSTRConfig)  # train-synthetic-test-real classifier budget
     physio: PhysioConfig = field(default_factory=PhysioConfig)  # physiological features
+    conditioning: ConditioningConfig = field(default_factory=ConditioningConfig)  # per-class physiology
 
     def check(self, where: str) -> None:
         if len(set(self.metrics)) != len(self.metrics):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from evaluation.config import EvalConfig, PhysioConfig
+from evaluation.config import ConditioningConfig, EvalConfig, PhysioConfig
 from dataloader.errors import UserError
 from dataloader.prepared import PreparedFile
 
@@ -48,8 +48,9 @@ def label_names(pf: PreparedFile, ev: EvalConfig) -> list[str]:
     return list(ev.labels)
 
 
-def physio_plan(pf: PreparedFile, pc: PhysioConfig) -> dict[str, Any]:
-    """{"kind": "ctg"|"ecg"|"none", and fhr/uc channel indices (ctg) or lead index (ecg)}."""
+def physio_plan(pf: PreparedFile, pc: PhysioConfig, cc: ConditioningConfig | None = None) -> dict[str, Any]:
+    """{"kind": "ctg"|"ecg"|"none", fhr/uc channel indices (ctg) or lead index (ecg), and "conditioning": the
+    feature names the conditioning metric compares (checked against the kind's features)}."""
     names = pf.channel_names
     units = [str(c.get("unit", "")).strip().lower() for c in pf.channels]
 
@@ -69,8 +70,25 @@ def physio_plan(pf: PreparedFile, pc: PhysioConfig) -> dict[str, Any]:
         else:
             raise UserError("eval.physio.fhr", f"no channel in bpm; name the FHR channel (channels: {names})")
         uc = index(pc.uc, "uc") if pc.uc is not None else (names.index("UC") if "UC" in names else None)
-        return {"kind": "ctg", "fhr": fhr, "uc": uc}
+        return {"kind": "ctg", "fhr": fhr, "uc": uc, "conditioning": conditioning_features(kind, cc)}
     if kind == "ecg":
         lead = index(pc.lead, "lead") if pc.lead is not None else (names.index("ii") if "ii" in names else 0)
-        return {"kind": "ecg", "lead": lead, "lead_name": names[lead]}
+        return {"kind": "ecg", "lead": lead, "lead_name": names[lead], "conditioning": conditioning_features(kind, cc)}
     return {"kind": "none"}
+
+
+def conditioning_features(kind: str, cc: ConditioningConfig | None) -> list[str]:
+    """eval.conditioning.features (default: the kind's CTG_CONDITIONING / ECG_CONDITIONING), each checked to
+    be one of the kind's physiological features."""
+    if kind == "ctg":
+        from .metrics.physio_ctg import CTG_CONDITIONING as default, FEATURES as known
+    else:
+        from .metrics.physio_ecg import ECG_CONDITIONING as default, ECG_FEATURES as known
+    feats = list(default) if cc is None or cc.features is None else list(cc.features)
+    if not feats or len(set(feats)) != len(feats):
+        raise UserError("eval.conditioning.features", "list each feature once, at least one")
+    for f in feats:
+        if f not in known:
+            raise UserError("eval.conditioning.features",
+                            f"{f!r} is not one of the {kind} features: {', '.join(known)}")
+    return feats

@@ -4,7 +4,9 @@ Markdown columns: per label column FCN-FID, FCN-IS, accuracy against the generat
 accuracy on the held-out real patients), TSTR accuracy and TRTS macro-F1; then the discriminative and
 predictive scores, NN DTW, RMSE, PRD, MMD^2, mean pairwise distance and mode-collapse share. A second table
 gives the Wasserstein distance of each physiological feature to the real reference (and the share of windows
-in the clinical range).
+in the clinical range). The conditioning section gives, per file and label column, a one-line verdict and the
+matrix of Wasserstein-1 distances (generated class x real class, every feature); the label-accuracy lines put the
+FCN's accuracy on the generated labels beside its accuracy on the real reference windows.
 """
 from __future__ import annotations
 
@@ -117,7 +119,72 @@ def markdown(report: dict[str, Any]) -> str:
         out.append("Signal: step-to-step roughness mean |x[t+1] - x[t]| synthetic / reference (1.00 = as smooth as "
                    f"real), and the share of windows with a sample within {tol:g} of the span from a range limit "
                    "(this set vs the reference).\n\n" + "\n".join(sl))
+    out += _conditioning_md(rows) + _accuracy_md(rows, report["labels"])
     return "\n\n".join(out) + "\n"
+
+
+def _skip_text(name: str, r: dict) -> str:
+    return (f"{name} (synthetic {r['n_synth']}, {r['n_synth_measured']} measured; real {r['n_real']}, "
+            f"{r['n_real_measured']} measured: {r['reason']})")
+
+
+def conditioning_verdict(row_name: str, lab: str, c: dict) -> str:
+    """One line: the verdict of one label column of one row, how many classes passed, which were skipped."""
+    line = (f"- `{row_name}`, `{lab}`: **{c['verdict']}**: {c['passed']} of {c['tested']} tested classes nearest "
+            "their own real class on every feature")
+    if c["skipped"]:
+        line += "; skipped: " + "; ".join(_skip_text(k, v) for k, v in c["skipped"].items())
+    if c["absent"]:
+        line += f"; no window on either side: {', '.join(c['absent'])}"
+    return line
+
+
+def _conditioning_matrix(c: dict, feats: list[str]) -> str:
+    """Rows: generated classes; columns: real classes; cell: W1 of each feature, the own class in bold."""
+    cols = c["columns"]
+    lines = ["| generated \\ real | " + " | ".join(cols) + " | n | nearest | pass |", "|" + "---|" * (len(cols) + 4)]
+    for name, r in c["rows"].items():
+        cells = []
+        for j, col in enumerate(cols):
+            v = " / ".join(_f(r["w1"][f][j], 2) for f in feats)
+            cells.append(f"**{v}**" if col == name else v)
+        nearest = " / ".join(r["nearest"][f] for f in feats)
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {r['n_synth_measured']} | {nearest} | "
+                     f"{'yes' if r['pass'] else 'no'} |")
+    return "\n".join(lines)
+
+
+def _conditioning_md(rows: list[dict]) -> list[str]:
+    done = [r for r in rows if (r["metrics"].get("conditioning") or {}).get("labels")]
+    if not done:
+        return []
+    first = done[0]["metrics"]["conditioning"]
+    feats = first["features"]
+    parts = [f"Conditioning: Wasserstein-1 of each physiological feature ({' / '.join(feats)}) between the windows "
+             "of each generated class (rows; floor: train windows with their true labels) and the real reference "
+             "windows of each class (columns); a row passes when its own class is strictly nearest for every "
+             f"feature; classes need {first['min_windows']} measured windows on each side."]
+    for r in done:
+        for lab, c in r["metrics"]["conditioning"]["labels"].items():
+            parts.append(conditioning_verdict(r["name"], lab, c) + ("\n\n" + _conditioning_matrix(c, feats)
+                                                                      if c["rows"] else ""))
+    return parts
+
+
+def _accuracy_md(rows: list[dict], labels: list[str]) -> list[str]:
+    """Per file and label: the FCN's accuracy on the generated labels against its accuracy on the real
+    reference windows (conditioning reaches the real data's level when the first is at least the second)."""
+    lines = []
+    for r in rows[1:]:
+        for lab in labels:
+            a = _dig(r["metrics"], "accuracy", lab)
+            if not a or a.get("reference_accuracy") is None or a.get("accuracy") is None:
+                continue
+            ok = a["accuracy"] >= a["reference_accuracy"]
+            lines.append(f"- `{r['name']}`, `{lab}`: FCN accuracy on the generated labels {_f(a['accuracy'])} "
+                         f"{'>=' if ok else '<'} {_f(a['reference_accuracy'])} on the {a['reference_n']} real "
+                         f"reference windows: {'yes' if ok else 'no'}")
+    return ["Label accuracy against the real reference:\n\n" + "\n".join(lines)] if lines else []
 
 
 def document(report: dict[str, Any]) -> str:

@@ -75,7 +75,7 @@ def build_context(cfg: Any, ev: EvalConfig, synthetic: list[str], metrics: list[
         asked = [m for m in metrics if m in FCN_METRICS or m in LABEL_METRICS]
         raise UserError("--metrics", f"{', '.join(asked)} need label columns, and {pf.path} has none "
                                      "(leave them out with --metrics)")
-    plan = physio_plan(pf, ev.physio)
+    plan = physio_plan(pf, ev.physio, ev.conditioning)
     ref = real_subset(pf, ev.reference, ev.n_real, ev.seed)
     check_counts(metrics, len(ref.x), f"{pf.path}: reference split {ev.reference!r}")
     # with reference: train the floor must not reuse the reference's windows (it would score 0 by construction)

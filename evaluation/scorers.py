@@ -40,6 +40,14 @@ class ScoredSet:
     floor: bool = False
     feats: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)
+    _physio: np.ndarray | None = None
+
+    def own_physio(self) -> np.ndarray:
+        """Physiological features `(N, F)` of this set's windows (columns: context.physio_names), computed once
+        for `physio` and `conditioning`."""
+        if self._physio is None:
+            self._physio = physio_features(self.ctx, self.x, f"{self.name}: physio features")
+        return self._physio
 
     @property
     def fcn_labels(self) -> list[str]:
@@ -72,11 +80,16 @@ def score_is(s: ScoredSet) -> dict:
 
 
 def score_accuracy(s: ScoredSet) -> dict:
+    """Beside the accuracy on the set's labels, the same FCN's accuracy on the real reference windows (what
+    conditioning should reach: `accuracy` >= `reference_accuracy`; equal by construction on the floor row)."""
     out = {}
     for lab in s.fcn_labels:
         pred, y = s.held_out(lab)
+        ref_y = s.ctx.ref.y[:, s.ctx.col(lab)]
+        ref_acc = float((s.ctx.ref_features(lab)[1].argmax(axis=1) == ref_y).mean())
         out[lab] = {"accuracy": _r(float((pred == y).mean())),
-                    "majority_share": _r(np.bincount(y).max() / len(y)), "n": int(len(y))}
+                    "majority_share": _r(np.bincount(y).max() / len(y)), "n": int(len(y)),
+                    "reference_accuracy": _r(ref_acc), "reference_n": int(len(ref_y))}
     return out
 
 
@@ -164,12 +177,41 @@ def score_physio(s: ScoredSet) -> dict:
 
     ctx = s.ctx
     names, ranges = physio_names(ctx)
-    mine = physio_features(ctx, s.x, f"{s.name}: physio features")
+    mine = s.own_physio()
     s.extras["physio"] = mine
     cmp = compare_features(ctx.ref_physio(), mine, names, ranges)
     return {"kind": ctx.physio["kind"],
             "features": {f: {k: (_r(v) if isinstance(v, float) else v) for k, v in row.items()}
                          for f, row in cmp.items()}}
+
+
+def _rounded(v: Any) -> Any:
+    """`v` with every float rounded by _r (lists and dicts walked)."""
+    if isinstance(v, float):
+        return _r(v)
+    if isinstance(v, dict):
+        return {k: _rounded(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_rounded(x) for x in v]
+    return v
+
+
+def score_conditioning(s: ScoredSet) -> dict:
+    """Per label column, metrics/conditioning.class_distances on the plan's conditioning features (the floor:
+    train windows with their true labels)."""
+    from .metrics.conditioning import class_distances
+
+    ctx = s.ctx
+    names, _ = physio_names(ctx)
+    feats = list(ctx.physio["conditioning"])
+    cols = [names.index(f) for f in feats]
+    mine, ref = s.own_physio()[:, cols], ctx.ref_physio()[:, cols]
+    m = ctx.ev.conditioning.min_windows
+    out = {}
+    for lab in ctx.labels:
+        classes = list(ctx.pf.label_spec[ctx.col(lab)]["classes"])
+        out[lab] = _rounded(class_distances(ref, ctx.ref.y[:, ctx.col(lab)], mine, s.labels[lab], feats, classes, m))
+    return {"kind": ctx.physio["kind"], "features": feats, "min_windows": m, "labels": out}
 
 
 def score_signal(s: ScoredSet) -> dict:
@@ -183,7 +225,7 @@ SCORERS: dict[str, Callable[[ScoredSet], Any]] = {
     "fid": score_fid, "is": score_is, "accuracy": score_accuracy, "tstr": score_tstr, "trts": score_trts,
     "discriminative": score_discriminative, "predictive": score_predictive, "dtw": score_dtw,
     "rmse_prd": score_rmse_prd, "mmd": score_mmd, "diversity": score_diversity, "physio": score_physio,
-    "signal": score_signal,
+    "conditioning": score_conditioning, "signal": score_signal,
 }
 if list(SCORERS) != list(METRICS):   # a metric added to the registry without its function (or the reverse)
     raise ImportError(f"evaluation.scorers: SCORERS {list(SCORERS)} differ from the registry {list(METRICS)}")

@@ -113,10 +113,14 @@ def test_eval_report_floor_cache_and_fcn_reuse(project: Path, tmp_path: Path, ca
         # real windows of other patients are close to the reference; noise is far from it
         assert real["fid"][lab] < noisy["fid"][lab]
         assert floor["accuracy"][lab]["n"] == rep["reference"]["n"]      # the floor's accuracy: on test patients
+        for row in (real, noisy):        # beside each file's accuracy: the same FCN on the real reference
+            assert row["accuracy"][lab]["reference_accuracy"] == floor["accuracy"][lab]["accuracy"]
+            assert row["accuracy"][lab]["reference_n"] == rep["reference"]["n"]
     assert real["mmd"]["mmd2"] < noisy["mmd"]["mmd2"] and real["dtw"]["mean"] < noisy["dtw"]["mean"]
     assert rep["reference"]["split"] == "test" and rep["floor"]["cached"] is False
     md = (out / "report.md").read_text()
     assert md.count("| realval.h5 |") == 1 and "| noise.h5 |" in md and "real-vs-real" in md
+    assert "- `noise.h5`, `grp`: FCN accuracy on the generated labels " in md and " real reference windows: " in md
     for f in rep["figures"]:
         assert Path(f).is_file() and Path(f).stat().st_size > 1000
     assert any(f.endswith("-grid.png") for f in rep["figures"]) and any("embedding" in f for f in rep["figures"])

@@ -42,6 +42,9 @@ METRICS: dict[str, MetricSpec] = {
     "diversity": MetricSpec("mean pairwise distance and mode-collapse share", 2),
     "physio": MetricSpec("physiological features (CTG or ECG), Wasserstein distance and share in clinical ranges",
                          1, physio=True),
+    "conditioning": MetricSpec("per label column: Wasserstein-1 of each physiological feature between each "
+                               "generated class and every real class; passes when its own class is nearest",
+                               1, labels=True, physio=True),
     "signal": MetricSpec("per channel: step-to-step roughness vs real, and the share of windows touching the "
                          "range limits", 1),
 }

@@ -44,6 +44,10 @@ from dataloader.heart_rate import robust_level as _robust_level
 FEATURES = ("baseline_bpm", "stv_ms", "ltv_ms", "variability_bpm", "accelerations_per_h", "decelerations_per_h",
             "contractions_per_h")
 
+# what the `conditioning` metric compares per class by default: the FIGO baseline and variability amplitude,
+# the two features FIGO's classification reads first (accelerations and contractions are rare in short windows)
+CTG_CONDITIONING = ("baseline_bpm", "variability_bpm")
+
 # clinical ranges, inclusive; None = open side
 CTG_RANGES: dict[str, tuple[float | None, float | None]] = {
     "baseline_bpm": (110.0, 160.0),      # FIGO 2015: normal baseline 110-160 bpm

@@ -23,6 +23,9 @@ from dataloader.heart_rate import RR_PLAUSIBLE_S, plausible_rr, r_peaks  # noqa:
 
 ECG_FEATURES = ("hr_bpm", "rmssd_ms", "sdnn_ms", "n_peaks", "rhythm_detected")
 
+# what the `conditioning` metric compares per class by default: rate and beat-to-beat variability
+ECG_CONDITIONING = ("hr_bpm", "rmssd_ms")
+
 ECG_RANGES: dict[str, tuple[float | None, float | None]] = {
     "hr_bpm": (60.0, 100.0),
     "rmssd_ms": (19.0, 75.0),          # Nunan et al. 2010
