@@ -1,5 +1,6 @@
 """The metrics: this registry, and beside it the pure metric functions on windows `(N, C, L)` in physical units
-(discriminative, predictive with their numpy GRU, tstr, distance, signal_stats, physio_ctg / physio_ecg).
+(discriminative, predictive with their numpy GRU, tstr, distance, signal_stats, physio_ctg / physio_ecg, and
+conditioning: the per-class physiology of a label column).
 
 The registry: every metric eval.py knows, in report order, with what it needs and the fewest windows it can be
 computed with; the check of a requested list. This module is light on purpose (no numpy, no torch):
