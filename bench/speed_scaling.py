@@ -3,6 +3,9 @@ data-parallel training on 2 processes against 1 (physiodiff issue 14, point 4).
 
     nice python -m bench.speed_scaling [--quick] [--parts window generate ddp] [--out DIR]
 
+The full plan takes about 20 minutes on 2 idle cores (an estimate from bench/speed_side_by_side's step and
+evaluation times) and peaks at about 5-6 GiB (16384-sample windows); --quick rehearses every path in 1-2 minutes.
+
 Every point runs the project's own command line in a fresh child process, so what is measured is the real
 path and nothing of one point stays in memory for the next:
 - window: `python train.py --config configs/ctg/diffusion-identity.yaml data.window=W` for W in --windows,
@@ -10,9 +13,10 @@ path and nothing of one point stays in memory for the next:
   training loop between optimizer steps, validation and checkpoints left out), median over --epochs epochs of
   --epoch-steps steps after one warm-up epoch (the first step picks oneDNN's kernels).
 - generate: `python generate.py --samples N --out FILE.h5` for N in --counts with a model trained for one step
-  (the weights do not change the cost); batches stream to the HDF5 file, so peak RSS should stay flat as N
-  grows. Seconds per window are the whole process's wall time over N, and the marginal cost between
-  consecutive counts (start-up and model loading cancel out).
+  (the weights do not change the cost), at --gen-steps sampler steps (5, not the config's 20, so that 1024
+  windows take minutes; the time per window grows in proportion to the steps); batches stream to the HDF5
+  file, so peak RSS should stay flat as N grows. Seconds per window are the whole process's wall time over N,
+  and the marginal cost between consecutive counts (start-up and model loading cancel out).
 - ddp: `torchrun --standalone --nproc_per_node P train.py` for P = 1 and 2 at the same global batch (--ddp-batch
   split over the processes; DDP over gloo on CPU), 1 torch thread per process, interleaved 1, 2, 1, 2, ...
   for --pairs pairs. Scaling efficiency = (windows/s with 2) / (2 x windows/s with 1), per pair, then median.
@@ -48,7 +52,8 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIG = "configs/ctg/diffusion-identity.yaml"
 PARTS = ("window", "generate", "ddp")
 PATIENTS = 14                            # synthetic recordings (as bench/speed_side_by_side.py): ~11 train patients
-# full: about 15-25 minutes on 2 idle cores (base model; the 16384-sample points and 1024 windows dominate)
+# full: about 20 minutes (15-25) on 2 idle cores, peak RSS about 5-6 GiB (base model, 16384-sample windows at
+# batch 4); the 1024-window generation (~7 min) and the 16384-sample training (~2.5 min) dominate
 FULL: dict[str, Any] = {
     "size": "base", "windows": [2048, 4096, 8192, 16384], "train_batch": 4, "epoch_steps": 2, "epochs": 3,
     "counts": [16, 64, 256, 1024], "gen_window": 2048, "gen_steps": 5, "gen_batch": 64,
