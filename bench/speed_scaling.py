@@ -33,6 +33,7 @@ import contextlib
 import json
 import math
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -165,7 +166,7 @@ def run_measured(cmd: Sequence[str], env: dict[str, str], timeout: float) -> dic
         why = f"timed out after {timeout:g} s" if fired.is_set() else f"exit {p.returncode}"
         raise SystemExit(f"error: {' '.join(cmd[:6])} ...: {why} (its stderr above)")
     lines = stdout.strip().splitlines()
-    return {"wall_s": wall, "peak_rss_mib": usage.ru_maxrss / 1024, "loadavg_before": list(load0),
+    return {"cmd": list(cmd), "wall_s": wall, "peak_rss_mib": usage.ru_maxrss / 1024, "loadavg_before": list(load0),
             "loadavg_after": list(os.getloadavg()),
             # train.py's line naming its world size ("training N parameters on P process(es) x ..."), else the first
             "started": next((ln for ln in lines if "process(es)" in ln), lines[0] if lines else ""),
@@ -226,6 +227,7 @@ def sweep_windows(plan: dict[str, Any], data: Path, tmp: Path, env: dict[str, st
                *train_overrides(plan, out, plan["train_batch"], plan["threads"])]
         r = run_measured(cmd, env, plan["timeout"])
         r.update(window=w, batch=plan["train_batch"], epoch_rates=log_rates(out))
+        shutil.rmtree(out)  # its checkpoints: ~200 MB at base size
         rows.append(r)
         say(f"window {w}: {statistics.median(r['epoch_rates']):.3f} windows/s, peak RSS {r['peak_rss_mib']:.0f} MiB")
     return rows
@@ -268,6 +270,7 @@ def sweep_ddp(plan: dict[str, Any], data: Path, tmp: Path, tunables: str, say: A
                                  f"{r['started']!r}")
             r.update(pair=pair, processes=procs, window=w, global_batch=plan["ddp_batch"],
                      epoch_rates=log_rates(out))
+            shutil.rmtree(out)
             rows.append(r)
             say(f"ddp pair {pair}, {procs} process(es): {statistics.median(r['epoch_rates']):.3f} windows/s")
     return rows

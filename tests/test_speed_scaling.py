@@ -52,6 +52,7 @@ def test_run_measured_reports_the_childs_peak_rss_and_fails_loudly() -> None:
     env = sc.env_for(1, "")
     r = sc.run_measured([sys.executable, "-c", "b = bytearray(96 * 2**20); print('done')"], env, 60)
     assert r["peak_rss_mib"] >= 96 and r["stdout_last"] == "done" and len(r["loadavg_before"]) == 3
+    assert r["cmd"][0] == sys.executable
     with pytest.raises(SystemExit, match="exit 3"):
         sc.run_measured([sys.executable, "-c", "raise SystemExit(3)"], env, 60)
     with pytest.raises(SystemExit, match="timed out after 0.5 s"):
