@@ -125,14 +125,16 @@ def _check_outputs(a: argparse.Namespace) -> Path:
 
 
 def _plot(a: argparse.Namespace, path: Path, labels: object, real: object, seed: int) -> Path:
-    """--plot: DIR/generated.png, --plot_n windows beside real test windows; with a class CSV, every request."""
+    """--plot: DIR/generated.png, --plot_n windows beside real test windows of the same class; with a class
+    CSV, every request."""
     from evaluation.sample_grid import MAX_PLOT_N, plot_generated
 
     cum = getattr(labels, "cum", None)  # a class CSV's requests: windows cum[r - 1] .. cum[r] - 1
     starts = None if cum is None else [0, *[int(c) for c in cum[:-1]]]
     if starts is not None and len(starts) > MAX_PLOT_N:
         print(f"note: the plot shows {MAX_PLOT_N} of the {len(starts)} requested classes", file=sys.stderr)
-    return plot_generated(path, real, Path(a.plot) / "generated.png", n=a.plot_n, seed=seed, starts=starts)
+    return plot_generated(path, real, Path(a.plot) / "generated.png", n=a.plot_n, seed=seed, starts=starts,
+                          columns=getattr(labels, "columns", None))  # the CSV's columns: real ones match on them
 
 
 def main(argv: Sequence[str] | None = None) -> int:
