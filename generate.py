@@ -56,8 +56,8 @@ def _parser():  # type: ignore[no-untyped-def]
                    help="windows per network call; does not change the result (default: sample.batch_size)")
     p.add_argument("--scaled", action="store_true", help="also write /samples_scaled in [-1, 1]")
     p.add_argument("--plot", metavar="DIR", default=None,
-                   help="also draw generated windows beside real test windows of the same labels into "
-                        "DIR/generated.png (needs data.prepared)")
+                   help="also draw generated windows beside real test windows of the same class into "
+                        "DIR/generated.png (needs data.prepared; its PNG Description lists the pairs)")
     p.add_argument("--plot_n", type=int, default=6, metavar="N",
                    help="generated windows in the --plot (1-100); with a class CSV at least one of every "
                         "requested class")
