@@ -133,8 +133,8 @@ def _plot(a: argparse.Namespace, path: Path, labels: object, real: object, seed:
     starts = None if cum is None else [0, *[int(c) for c in cum[:-1]]]
     if starts is not None and len(starts) > MAX_PLOT_N:
         print(f"note: the plot shows {MAX_PLOT_N} of the {len(starts)} requested classes", file=sys.stderr)
-    return plot_generated(path, real, Path(a.plot) / "generated.png", n=a.plot_n, seed=seed, starts=starts,
-                          columns=getattr(labels, "columns", None))  # the CSV's columns: real ones match on them
+    return plot_generated(path, real[0], Path(a.plot) / "generated.png", n=a.plot_n, seed=seed, starts=starts,
+                          columns=getattr(labels, "columns", None), spare=real[1:])  # real ones match the CSV's
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -163,7 +163,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if a.plot is not None:
         from dataloader.dataset import WindowDataset
 
-        real = WindowDataset(cfg.data.prepared, "test")  # fails early (UserError) if there is no prepared file
+        # test patients first; val, then train patients only for a requested class the test split lacks
+        real = [WindowDataset(cfg.data.prepared, split) for split in ("test", "val", "train")]  # UserError early
     if a.dry_run:
         print(cfg.yaml(), end="")
         size = output_bytes(len(labels), meta, a.scaled, None if long is None else long["n_samples"]) / 1e6

@@ -67,16 +67,28 @@ def spread_over_requests(starts: Optional[Sequence[int]], total: int, n: int, ca
     return np.sort(np.array(picked, np.int64))
 
 
+def _real_windows(sets: Sequence[Any], source: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """(M, C, L) physical real windows: row m is window index[m] of sets[source[m]]."""
+    out: list[Any] = [None] * len(index)
+    for s in np.unique(source).tolist():
+        rows = np.flatnonzero(source == s)
+        x = sets[s].to_physical(sets[s].get_batch(index[rows].tolist())[0])
+        for k, r in enumerate(rows.tolist()):
+            out[r] = x[k]
+    return np.stack(out)
+
+
 def plot_generated(h5_path: str | os.PathLike, real: Any, out_png: str | os.PathLike, n: int = 6,
                    seed: int = 0, starts: Optional[Sequence[int]] = None,
-                   columns: Optional[Sequence[int]] = None) -> Path:
+                   columns: Optional[Sequence[int]] = None, spare: Sequence[Any] = ()) -> Path:
     """Generated windows (`spread_over_requests(starts, N, n)`: the first n, or every requested class) beside
     real windows of the same class.
 
-    `real`: a WindowDataset (its split's windows; the test split keeps the comparison honest). `columns`: the
-    label columns a class CSV requested (None: all). Each real window is picked by
-    `evaluation.plots.same_class.pick_real` (the same label row, else the same requested classes, else any,
-    seeded) and titled with its own labels. The PNG's Description field lists the panel pairs, one line per
+    `real`: a WindowDataset (its split's windows; the test split keeps the comparison honest); `spare`: other
+    WindowDatasets (val, train) tried, in order, for a class that `real` lacks. `columns`: the label columns
+    a class CSV requested (None: all). Each real window is picked by `evaluation.plots.same_class.pick_real`
+    (the same label row, else the same requested classes, else any, seeded) and titled with its own labels
+    (and its split when it is not `real`'s). The PNG's Description field lists the panel pairs, one line per
     row ("real: ... | synthetic: ..."). The folder of `out_png` is created if its parent exists.
     """
     from dataloader.class_csv import label_text
@@ -87,7 +99,8 @@ def plot_generated(h5_path: str | os.PathLike, real: Any, out_png: str | os.Path
     syn, labels, attrs = read_synthetic(h5_path)
     idx = spread_over_requests(starts, len(syn), n)
     syn, labels = syn[idx], labels[idx]
-    real_labels = np.asarray(real.labels)
+    sets = [real, *spare]
+    real_labels = [np.asarray(d.labels) for d in sets]
     picks = pick_real(real_labels, labels, columns, seed)
     spec = attrs.get("label_spec", [])
 
@@ -95,9 +108,10 @@ def plot_generated(h5_path: str | os.PathLike, real: Any, out_png: str | os.Path
         return label_text(row, [s["name"] for s in spec], [s["classes"] for s in spec])
 
     titles = [text(row) for row in labels.tolist()]
-    found = picks.index >= 0
-    real_x = real.to_physical(real.get_batch(picks.index.tolist())[0]) if found.all() and len(found) else None
-    left = real_titles(picks, real_labels, text) if real_x is not None else None
+    found = len(labels) > 0 and bool((picks.index >= 0).all())
+    real_x = _real_windows(sets, picks.source, picks.index) if found else None
+    left = real_titles(picks, real_labels, text, [f"{getattr(d, 'split', '')} patients" for d in sets]) \
+        if found else None
     rows = [f"real: {a} | synthetic: {b}" for a, b in zip(left or ["none"] * len(titles), titles)]
     Path(out_png).parent.mkdir(exist_ok=True)
     return save_compare_png(out_png, syn, float(attrs["fs"]), attrs["channels"], real=real_x,

@@ -81,3 +81,21 @@ def test_demo_without_a_shipped_model_says_so(tmp_path: Path) -> None:
 def test_demo_refuses_a_bad_train_flag(tmp_path: Path) -> None:
     r = _demo(tmp_path, DEMO_TRAIN="no")
     assert r.returncode == 2 and r.stderr.strip() == "error: DEMO_TRAIN: expected 0 or 1 (got 'no')"
+
+
+def test_split_check_refuses_another_patient_split(shipped: Path, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The demo's real windows are held out only if the model learned from the same split: else exit 2."""
+    import tools.ship
+    from dataloader.cli import run_main
+    from tools import demo_check
+
+    monkeypatch.setattr(tools.ship, "MODELS_DIR", shipped / "models")
+    other = make_tiny_project(tmp_path / "other", n_patients=12)  # 12 patients: another manifest
+    assert demo_check.check_split("tiny-demo", str(shipped / "prepared.h5"))
+    with pytest.raises(SystemExit) as e:
+        run_main(demo_check.main, ["split", "tiny-demo", str(other.parent / "prepared.h5")])
+    assert e.value.code == 2
+    with pytest.raises(SystemExit) as e:
+        run_main(demo_check.main, ["model", "no-such-model"])
+    assert e.value.code == 1

@@ -39,3 +39,16 @@ def test_no_real_windows_and_titles_say_what_each_real_window_is() -> None:
     assert titles[0] == "1,1,1" and titles[1] == f"{SAME_REQUEST}: 0,0,1"
     assert titles[2].startswith(f"{OTHER} (no real window of the requested class): ")
     assert titles[2].endswith(",".join(map(str, REAL[p.index[2]])))
+
+
+def test_a_class_missing_from_the_first_source_comes_from_the_next() -> None:
+    test = REAL[:2]                                  # classes 0 only
+    val = np.array([[2, 1, 1]])                      # class 2
+    train = np.array([[1, 0, 0], [1, 1, 1]])         # class 1
+    rows = np.array([[0, 1, 0], [2, 0, 0], [1, 1, 1], [3, 0, 0]])
+    p = pick_real([test, val, train], rows, columns=[0], seed=0)
+    assert p.source.tolist()[:3] == [0, 1, 2] and p.index.tolist()[:3] == [1, 0, 1]
+    assert p.how == [SAME_ROW, SAME_REQUEST, SAME_ROW, OTHER] and p.source[3] == 0  # class 3: nowhere
+    titles = real_titles(p, [test, val, train], lambda r: ",".join(map(str, r)), ["test", "val", "train"])
+    assert titles[:3] == ["0,1,0", f"val: {SAME_REQUEST}: 2,1,1", "train: 1,1,1"]
+    assert titles[3].startswith(f"{OTHER} ")

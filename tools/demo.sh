@@ -9,7 +9,7 @@
 #      label accuracy too when the FCNs are stored in runs/fcn: training them would add ~4 CPU minutes), next
 #      to the real-vs-real floor. Without a shipped model it says so in one line and goes on.
 #   B. the training path (DEMO_TRAIN=0 skips it: `make demo DEMO_TRAIN=0`): prepare the data if missing, train
-#      a tiny model (configs/ctg/demo.yaml: 1200 steps in 4 epochs), generate from the same class CSV, plot,
+#      a tiny model (configs/ctg/demo.yaml: 600 steps in 2 epochs), generate from the same class CSV, plot,
 #      evaluate with the same metrics. Rerunning continues the same run (a finished run is not trained again).
 # Measured (2-core AMD EPYC shared with a training run, load average ~4, so about twice an idle machine's
 # times), first run with no data prepared: preparation 16 s; A with the shipped model's architecture
@@ -71,7 +71,7 @@ fi
 
 SECONDS=0
 if [ "$DEMO_TRAIN" = 1 ]; then
-    echo "== B. train a tiny model (1200 steps, 4 epochs; DEMO_TRAIN=0 skips this)"
+    echo "== B. train a tiny model (600 steps, 2 epochs; DEMO_TRAIN=0 skips this)"
     prepare_if_missing "$CFG"
     RESUME=()
     if ls "$OUT"/checkpoints/step-* >/dev/null 2>&1; then RESUME=(--resume latest); fi
