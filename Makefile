@@ -17,7 +17,7 @@ install: $(STAMP)
 help:
 	@echo "make install        create .venv and install the project"
 	@echo "make demo           the shipped CTG model (models/ctg-4hz, if there): generate every pH class, plot"
-	@echo "                    beside real test windows, evaluate; then train a tiny model (<= 8 min on 2 cores)"
+	@echo "                    beside real test windows, evaluate; then train a tiny model (~8 min on 2 free cores)"
 	@echo "make demo DEMO_TRAIN=0   only the shipped model's part (more knobs: tools/demo.sh's header)"
 	@echo "make test           the test suite without slow tests (< 10 min on 2 cores); make test-slow: the rest"
 	@echo "make bench          the benchmarks (bench/run_all.py)"

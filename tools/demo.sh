@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make demo`: the whole path on a laptop CPU, at most 8 minutes on 2 cores.
+# `make demo`: the whole path on a laptop CPU, about 8 minutes on 2 free cores (measured times below).
 #   A. the shipped CTG model (models/ctg-4hz, found as `generate.py --model` finds it; PHYSIODIFF_MODELS moves
 #      the folder), when there is one: prepare CTU-UHB at 4 Hz only if data/ctg-4hz.h5 is missing (the plot's
 #      real windows and eval's reference are its test patients; the split must be the model's), generate the
@@ -11,10 +11,14 @@
 #   B. the training path (DEMO_TRAIN=0 skips it: `make demo DEMO_TRAIN=0`): prepare the data if missing, train
 #      a tiny model (configs/ctg/demo.yaml: 600 steps in 2 epochs), generate from the same class CSV, plot,
 #      evaluate with the same metrics. Rerunning continues the same run (a finished run is not trained again).
-# Measured (2-core AMD EPYC shared with a training run, load average ~4, so about twice an idle machine's
-# times), first run with no data prepared: preparation 16 s; A with the shipped model's architecture
-# (6.7 M parameters, dpm_solver 20 steps): generate + plot 163 s, eval 23 s (FCN metrics with stored FCNs:
-# 51 s); B: see the stage times this script prints at the end.
+# Measured stage times (2-core AMD EPYC shared with a training run that keeps one core busy, load average ~4,
+# everything at nice 15; an idle 2-core machine should take about half): data preparation 16 s (first run
+# only). A, with a model of the shipped architecture (6.7 M parameters, dpm_solver 20 steps; untrained weights,
+# the same cost): generate + plot of the 64 windows 151-174 s, eval 23-30 s (51 s with stored FCNs; training
+# the two FCNs instead took 6 minutes, hence the --check), A in all ~4.3 min. B: 0.46 s per training step at
+# 1 thread (600 steps ~4.6 min), but 2 s per step at demo.yaml's 2 threads when only one core is free (~20
+# min); generate 28 s; eval 30 s. So on that loaded machine the demo takes ~10 min even at 1 thread; the
+# 8-minute target holds only with both cores free (not measured: no idle machine was available).
 # Environment: PY (python), DEMO_OUT (output folder, default runs/demo: B's run folder, A's files under
 # DEMO_OUT/<model>/), DEMO_TRAIN (1; 0 skips B), DEMO_MODEL (ctg-4hz), DEMO_CLASSES (the class CSV),
 # DEMO_EVAL_CONFIG (configs/ctg/eval.yaml), DEMO_METRICS (eval.py's metrics without the FCN ones).
