@@ -10,9 +10,20 @@ STAMP := $(VENV)/.installed
 # glibc malloc tuning for large activations (docs/design.md section 9); the one place the project sets it
 export GLIBC_TUNABLES ?= glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=4294967296
 
-.PHONY: install demo test test-slow bench serve browser-deps clean
+.PHONY: help install demo test test-slow bench serve browser-deps clean
 
 install: $(STAMP)
+
+help:
+	@echo "make install        create .venv and install the project"
+	@echo "make demo           the shipped CTG model (models/ctg-4hz, if there): generate every pH class, plot"
+	@echo "                    beside real test windows, evaluate; then train a tiny model (~8 min on 2 free cores)"
+	@echo "make demo DEMO_TRAIN=0   only the shipped model's part (more knobs: tools/demo.sh's header)"
+	@echo "make test           the test suite without slow tests (< 10 min on 2 cores); make test-slow: the rest"
+	@echo "make bench          the benchmarks (bench/run_all.py)"
+	@echo "make serve          the web app on the models under models/ (docs/serve.md)"
+	@echo "make browser-deps   Chromium and its driver for the browser test"
+	@echo "make clean          remove .venv"
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)

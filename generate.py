@@ -56,8 +56,8 @@ def _parser():  # type: ignore[no-untyped-def]
                    help="windows per network call; does not change the result (default: sample.batch_size)")
     p.add_argument("--scaled", action="store_true", help="also write /samples_scaled in [-1, 1]")
     p.add_argument("--plot", metavar="DIR", default=None,
-                   help="also draw generated windows beside real test windows of the same labels into "
-                        "DIR/generated.png (needs data.prepared)")
+                   help="also draw generated windows beside real test windows of the same class into "
+                        "DIR/generated.png (needs data.prepared; its PNG Description lists the pairs)")
     p.add_argument("--plot_n", type=int, default=6, metavar="N",
                    help="generated windows in the --plot (1-100); with a class CSV at least one of every "
                         "requested class")
@@ -125,14 +125,16 @@ def _check_outputs(a: argparse.Namespace) -> Path:
 
 
 def _plot(a: argparse.Namespace, path: Path, labels: object, real: object, seed: int) -> Path:
-    """--plot: DIR/generated.png, --plot_n windows beside real test windows; with a class CSV, every request."""
+    """--plot: DIR/generated.png, --plot_n windows beside real test windows of the same class; with a class
+    CSV, every request."""
     from evaluation.sample_grid import MAX_PLOT_N, plot_generated
 
     cum = getattr(labels, "cum", None)  # a class CSV's requests: windows cum[r - 1] .. cum[r] - 1
     starts = None if cum is None else [0, *[int(c) for c in cum[:-1]]]
     if starts is not None and len(starts) > MAX_PLOT_N:
         print(f"note: the plot shows {MAX_PLOT_N} of the {len(starts)} requested classes", file=sys.stderr)
-    return plot_generated(path, real, Path(a.plot) / "generated.png", n=a.plot_n, seed=seed, starts=starts)
+    return plot_generated(path, real[0], Path(a.plot) / "generated.png", n=a.plot_n, seed=seed, starts=starts,
+                          columns=getattr(labels, "columns", None), spare=real[1:])  # real ones match the CSV's
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -161,7 +163,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if a.plot is not None:
         from dataloader.dataset import WindowDataset
 
-        real = WindowDataset(cfg.data.prepared, "test")  # fails early (UserError) if there is no prepared file
+        # test patients first; val, then train patients only for a requested class the test split lacks
+        real = [WindowDataset(cfg.data.prepared, split) for split in ("test", "val", "train")]  # UserError early
     if a.dry_run:
         print(cfg.yaml(), end="")
         size = output_bytes(len(labels), meta, a.scaled, None if long is None else long["n_samples"]) / 1e6

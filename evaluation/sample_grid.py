@@ -19,10 +19,12 @@ from .plots.windows import figure_size, plot_windows
 
 def save_compare_png(path: str | os.PathLike, synthetic: np.ndarray, fs: float, channels: Sequence[Any],
                      real: Optional[np.ndarray] = None, synthetic_titles: Optional[Sequence[str]] = None,
-                     real_titles: Optional[Sequence[str]] = None, title: str = "") -> Path:
+                     real_titles: Optional[Sequence[str]] = None, title: str = "",
+                     description: str = "") -> Path:
     """Draw `synthetic` (M, C, L) beside `real` (N, C, L) (both physical units) into `path` (PNG).
 
-    Without `real` only the synthetic column is drawn. Returns the path.
+    Without `real` only the synthetic column is drawn. `description`: text stored in the PNG's
+    "Description" field (what each panel shows, for readers that cannot see the picture). Returns the path.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -39,7 +41,7 @@ def save_compare_png(path: str | os.PathLike, synthetic: np.ndarray, fs: float, 
     if title:
         fig.suptitle(title, fontsize=10)
     with atomic_path(path, "plot") as tmp:
-        fig.savefig(tmp, format="png")
+        fig.savefig(tmp, format="png", metadata={"Description": description} if description else None)
     return Path(path)
 
 
@@ -65,35 +67,55 @@ def spread_over_requests(starts: Optional[Sequence[int]], total: int, n: int, ca
     return np.sort(np.array(picked, np.int64))
 
 
-def plot_generated(h5_path: str | os.PathLike, real: Any, out_png: str | os.PathLike, n: int = 6,
-                   seed: int = 0, starts: Optional[Sequence[int]] = None) -> Path:
-    """Generated windows (`spread_over_requests(starts, N, n)`: the first n, or every requested class) beside
-    real windows with the same labels.
+def _real_windows(sets: Sequence[Any], source: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """(M, C, L) physical real windows: row m is window index[m] of sets[source[m]]."""
+    out: list[Any] = [None] * len(index)
+    for s in np.unique(source).tolist():
+        rows = np.flatnonzero(source == s)
+        x = sets[s].to_physical(sets[s].get_batch(index[rows].tolist())[0])
+        for k, r in enumerate(rows.tolist()):
+            out[r] = x[k]
+    return np.stack(out)
 
-    `real`: a WindowDataset (its split's windows; the test split keeps the comparison honest). For each
-    generated window a real one with the same label row is picked (seeded); if none has it, any window.
-    The folder of `out_png` is created if its parent exists.
+
+def plot_generated(h5_path: str | os.PathLike, real: Any, out_png: str | os.PathLike, n: int = 6,
+                   seed: int = 0, starts: Optional[Sequence[int]] = None,
+                   columns: Optional[Sequence[int]] = None, spare: Sequence[Any] = ()) -> Path:
+    """Generated windows (`spread_over_requests(starts, N, n)`: the first n, or every requested class) beside
+    real windows of the same class.
+
+    `real`: a WindowDataset (its split's windows; the test split keeps the comparison honest); `spare`: other
+    WindowDatasets (val, train) tried, in order, for a class that `real` lacks. `columns`: the label columns
+    a class CSV requested (None: all). Each real window is picked by `evaluation.plots.same_class.pick_real`
+    (the same label row, else the same requested classes, else any, seeded) and titled with its own labels
+    (and its split when it is not `real`'s). The PNG's Description field lists the panel pairs, one line per
+    row ("real: ... | synthetic: ..."). The folder of `out_png` is created if its parent exists.
     """
     from dataloader.class_csv import label_text
     from dataloader.synthetic import read_synthetic
 
+    from .plots.same_class import pick_real, real_titles
+
     syn, labels, attrs = read_synthetic(h5_path)
     idx = spread_over_requests(starts, len(syn), n)
     syn, labels = syn[idx], labels[idx]
-    rng = np.random.default_rng(seed)
-    real_labels = np.asarray(real.labels)
-    picks = []
-    for row in labels:
-        same = np.flatnonzero((real_labels == row).all(axis=1)) if len(real_labels) else np.zeros(0, int)
-        pool = same if len(same) else np.arange(len(real_labels))
-        if len(pool):
-            picks.append(int(rng.choice(pool)))
+    sets = [real, *spare]
+    real_labels = [np.asarray(d.labels) for d in sets]
+    picks = pick_real(real_labels, labels, columns, seed)
     spec = attrs.get("label_spec", [])
-    titles = [label_text(row, [s["name"] for s in spec], [s["classes"] for s in spec]) for row in labels.tolist()]
-    real_x = real.to_physical(real.get_batch(picks)[0]) if picks else None
+
+    def text(row: Sequence[int]) -> str:
+        return label_text(row, [s["name"] for s in spec], [s["classes"] for s in spec])
+
+    titles = [text(row) for row in labels.tolist()]
+    found = len(labels) > 0 and bool((picks.index >= 0).all())
+    real_x = _real_windows(sets, picks.source, picks.index) if found else None
+    left = real_titles(picks, real_labels, text, [f"{getattr(d, 'split', '')} patients" for d in sets]) \
+        if found else None
+    rows = [f"real: {a} | synthetic: {b}" for a, b in zip(left or ["none"] * len(titles), titles)]
     Path(out_png).parent.mkdir(exist_ok=True)
     return save_compare_png(out_png, syn, float(attrs["fs"]), attrs["channels"], real=real_x,
-                            synthetic_titles=titles, real_titles=titles if picks else None,
+                            synthetic_titles=titles, real_titles=left, description="\n".join(rows),
                             title=f"{Path(h5_path).name}: {attrs['sampler']} {attrs['steps']} steps, "
                                   f"guidance {attrs['guidance_scale']:g}, seed {attrs['seed']} "
                                   f"(right) beside real {getattr(real, 'split', '')} windows (left)")

@@ -232,3 +232,26 @@ def test_train_fcn_command(project: Path, tmp_path: Path, capsys: pytest.Capture
     assert meta["data_sha256"] == data_sha256(str(root / "prepared.h5"))
     assert meta["label"] == "score" and meta["class_names"] == ["low", "high"]
     assert 0.0 <= meta["test_accuracy"] <= 1.0 and meta["n_test"] == 68
+
+
+def test_train_fcn_check_trains_nothing(project: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """`--check`: exit 1 (saying which) while an FCN is missing or stale, 0 once every one matches; never trains."""
+    from dataloader.cli import run_main
+    from evaluation.fcn import train as train_fcn
+
+    d = tmp_path / "fcn"
+    base = ["--config", str(project), "eval.fcn.epochs=2", f"eval.fcn.dir={d}", "eval.labels=[score]"]
+
+    def code(*extra: str) -> int:
+        with pytest.raises(SystemExit) as e:
+            run_main(train_fcn.main, [*base, *extra])
+        return int(e.value.code)
+
+    assert code("--check") == 1 and not d.exists()
+    assert "not ready: " in capsys.readouterr().err
+    assert code() == 0  # trains it
+    capsys.readouterr()
+    assert code("--check") == 0 and "ready: the FCNs of score" in capsys.readouterr().out
+    assert code("--check", "eval.fcn.epochs=1") == 1  # other settings: stale
+    assert "other eval.fcn settings" in capsys.readouterr().err
+    assert code("--check", "--force") == 2

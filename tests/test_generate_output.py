@@ -264,3 +264,20 @@ def test_plot_n_and_every_requested_class(trained: Path, tmp_path: Path, monkeyp
             run_main(main, ["--config", str(trained), "--samples", "2", "--out", str(tmp_path / "e.h5"),
                             "--plot_n", bad])
         assert e.value.code == 2
+
+
+def test_plot_pairs_each_requested_class_with_a_real_window_of_it(trained: Path, tmp_path: Path) -> None:
+    """A class CSV that names one of two label columns: every synthetic panel sits beside a real test window of
+    its requested class (the other column may differ), and the PNG's Description says so, row by row."""
+    from PIL import Image
+
+    (tmp_path / "classes.csv").write_text("grp,count\na,3\nb,3\n")
+    _generate("--config", trained, "--samples", tmp_path / "classes.csv", "--out", tmp_path / "g.h5",
+              "--plot", tmp_path / "plots", "--plot_n", 2)
+    with Image.open(tmp_path / "plots" / "generated.png") as im:
+        rows = im.text["Description"].splitlines()
+    assert len(rows) == 2, rows  # --plot_n 2, two requested classes: one panel pair each
+    for row, grp in zip(rows, ("a", "b")):
+        real, syn = row.split(" | ")
+        assert syn.startswith(f"synthetic: grp={grp}, ") and f"grp={grp}, " in real, row
+        assert "other class" not in real, row
