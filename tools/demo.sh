@@ -3,7 +3,7 @@
 #   A. the shipped CTG model (models/ctg-4hz, found as `generate.py --model` finds it; PHYSIODIFF_MODELS moves
 #      the folder), when there is one: prepare CTU-UHB at 4 Hz only if data/ctg-4hz.h5 is missing (the plot's
 #      real windows and eval's reference are its test patients; the split must be the model's), generate the
-#      64 windows of configs/ctg/demo-classes.csv (every pH class x delivery), plot one synthetic window of
+#      64 windows of configs/ctg/demo-classes.csv (every pH class, each with the deliveries the data has), plot one synthetic window of
 #      every requested class beside a real test window of the same class, score them with eval.py against 512
 #      test-patient windows (MMD, nearest-neighbour RMSE/PRD, diversity, CTG physiology; FCN-FID, FCN-IS and
 #      label accuracy too when the FCNs are stored in runs/fcn: training them would add ~4 CPU minutes), next
