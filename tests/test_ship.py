@@ -206,3 +206,22 @@ def test_web_app_refuses_a_shipped_file_that_does_not_match_its_card(trained: Pa
     assert entry.loaded("cpu") is not None  # the file it started with again
     run_file = trained.parent / "run" / "model.safetensors"  # a training run's file has no card: served as is
     assert not find_models([run_file])["run"].meta.shipped
+
+
+def test_shipped_speed_bench_times_a_shipped_model(shipped: Path, tmp_path: Path) -> None:
+    """bench/shipped_speed.py on the tiny shipped model: windows/s at its own sampler and steps, batch 64, and
+    the report files named by commit and machine (nothing else left in --out)."""
+    from bench.shipped_speed import main as bench_main
+
+    with pytest.raises(SystemExit) as e:
+        run_main(bench_main, ["--models_dir", str(shipped), "--windows", "8", "--repeats", "2", "--threads", "1",
+                              "--out", str(tmp_path)])
+    assert e.value.code in (0, None)
+    (js,) = tmp_path.glob("shipped_speed_*_*.json")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [js.name, js.with_suffix(".md").name]
+    r = json.loads(js.read_text())
+    (m,) = r["models"]
+    assert (m["name"], m["sampler"], m["steps"], m["batch_size"]) == ("tiny-test", "ddim", 4, 64)
+    assert len(m["seconds"]) == 2 and m["windows_per_s"] == pytest.approx(8 / m["median_s"], rel=0.01)
+    assert m["sha256"] == file_sha256(shipped / "tiny-test" / "model.safetensors") and r["machine"]["cpu"]
+    assert "| tiny-test | diffusion / tiny | ddim | 4 |" in js.with_suffix(".md").read_text()

@@ -8,7 +8,8 @@ as float16 by default (half the size; a weight outside float16's range is refuse
 the model card (training/model_card.py: data sha256 and patient manifest, config, steps, windows seen, wall
 time, hardware, licence, the eval report and audit when given) in its metadata under `card`. The README is the
 same card in markdown, plus the sha256 of the final model.safetensors (`| file sha256 | ... |`), which
-generate.py --model and the web app check before they use the file. generate.py loads either dtype (weights are cast to the model's float32 on loading).
+generate.py --model and the web app check before they use the file. generate.py loads either dtype (weights
+are cast to the model's float32 on loading).
 Nothing is written unless every input is valid; both files are written to temporary names and renamed.
 """
 from __future__ import annotations
