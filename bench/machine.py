@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import statistics
 import subprocess
 import time
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 from training.hardware import cpu_model
 
@@ -33,6 +34,12 @@ def machine_info() -> dict[str, Any]:
         "torch_threads": torch.get_num_threads(), "glibc_tunables": os.environ.get("GLIBC_TUNABLES", ""),
         "commit": commit, "utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def machine_slug(cpu: Optional[str] = None) -> str:
+    """A file-name form of a CPU or GPU model: 'AMD EPYC 7B13' -> 'amd-epyc-7b13'."""
+    words = re.findall(r"[a-z0-9]+", (cpu or cpu_model()).lower())
+    return "-".join(w for w in words if w not in ("processor", "cpu", "r", "tm"))[:32] or "unknown"
 
 
 def wall_times(fn: Callable[[], Any], repeats: int, warm_up: bool = True) -> list[float]:

@@ -33,7 +33,7 @@ from typing import Any, Iterator, Optional, Sequence
 
 import numpy as np
 
-from bench.machine import cpu_model, machine_info
+from bench.machine import machine_info, machine_slug
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = "configs/ctg/diffusion-identity.yaml"
@@ -51,12 +51,6 @@ def makefile_tunables(root: Path = ROOT) -> str:
     if m is None:
         raise SystemExit("error: Makefile: no `export GLIBC_TUNABLES ?= ...` line")
     return m.group(1)
-
-
-def machine_slug(cpu: Optional[str] = None) -> str:
-    """A file-name form of the CPU model: 'AMD EPYC 7B13' -> 'amd-epyc-7b13'."""
-    words = re.findall(r"[a-z0-9]+", (cpu or cpu_model()).lower())
-    return "-".join(w for w in words if w not in ("processor", "cpu", "r", "tm"))[:32] or "unknown"
 
 
 def write_ctg_source(root: Path, patients: int = PATIENTS, minutes: int = MINUTES, seed: int = 0) -> None:

@@ -6,16 +6,26 @@ training runs' `checkpoints/`). A model's name is its folder's name
 when the file is called `model.safetensors` (models/ctg-4hz/model.safetensors -> "ctg-4hz"), else the file's
 stem. Only the metadata is read at start (cheap); the weights are loaded by the first job that needs them,
 once per model (a lock per model: two first jobs do not load it twice).
+
+A shipped model (a file tools.ship wrote: it holds a `card`) must match the sha256 its README.md states
+(training.model_card.check_shipped): one that does not, or has no such card, stops the app at start with one
+line naming the README (a server that quietly offered fewer models would hide a damaged file). Before a model
+is loaded its file is checked again (hashed anew only if its size, mtime or inode changed): a file replaced
+since the start fails that job with the reason, and the log says so.
 """
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 from dataloader.errors import UserError
-from training.model_file import ModelMeta, read_model_meta
+from training.model_card import check_shipped
+from training.model_file import ModelMeta, cached_file_sha256, read_model_meta
+
+log = logging.getLogger("serve")
 
 
 @dataclass
@@ -57,11 +67,29 @@ class ModelEntry:
             if self.model is None:
                 from diffusion.checkpoint import load_model_file
 
+                self.check_unchanged()
+
                 model, _ = load_model_file(self.path, None, device)
                 if prepare is not None:
                     prepare(model)
                 self.model = model
             return self.model
+
+
+    def check_unchanged(self) -> None:
+        """The file is still the one read at start (and, shipped, the one its card describes); else UserError,
+        logged: the app offers what it read at start and never loads another file under that name."""
+        try:
+            digest = cached_file_sha256(self.path)
+            if digest != self.meta.sha256:
+                raise UserError(str(self.path), f"changed since the app started (sha256 {self.meta.sha256[:12]}... "
+                                                f"then, {digest[:12]}... now): restart the app to serve it")
+            if self.meta.shipped:
+                check_shipped(self.path, digest)
+        except (UserError, OSError) as e:
+            err = e if isinstance(e, UserError) else UserError(str(self.path), f"cannot read the model file ({e})")
+            log.error("model %s refused: %s", self.name, err)
+            raise err from None
 
 
 def _files(spec: Path) -> list[Path]:
@@ -79,7 +107,8 @@ def _name(path: Path) -> str:
 
 def find_models(specs: Sequence[Path]) -> dict[str, ModelEntry]:
     """Every model file named by `specs` (files or folders), by name. UserError when there is none, when two
-    share a name, or when a file is not a diffusion model the app can run on its own."""
+    share a name, when a file is not a diffusion model the app can run on its own, or when a shipped model
+    does not match its card."""
     found: dict[str, ModelEntry] = {}
     for spec in specs:
         for path in _files(Path(spec)):
@@ -90,6 +119,8 @@ def find_models(specs: Sequence[Path]) -> dict[str, ModelEntry]:
             if meta.config.get("sr") is not None:
                 raise UserError(f"--models {path}", "a model with a super-resolution stage (two files); the app "
                                                     "serves single-file models")
+            if meta.shipped:
+                check_shipped(path, meta.sha256)
             name = _name(path)
             if name in found:
                 raise UserError(f"--models {path}", f"a second model named {name!r} (the first: {found[name].path})")

@@ -7,7 +7,9 @@ The shipped file is the run's inference file (EMA weights, config, data descript
 as float16 by default (half the size; a weight outside float16's range is refused rather than clipped) and
 the model card (training/model_card.py: data sha256 and patient manifest, config, steps, windows seen, wall
 time, hardware, licence, the eval report and audit when given) in its metadata under `card`. The README is the
-same card in markdown. generate.py loads either dtype (weights are cast to the model's float32 on loading).
+same card in markdown, plus the sha256 of the final model.safetensors (`| file sha256 | ... |`), which
+generate.py --model and the web app check before they use the file. generate.py loads either dtype (weights
+are cast to the model's float32 on loading).
 Nothing is written unless every input is valid; both files are written to temporary names and renamed.
 """
 from __future__ import annotations
@@ -57,11 +59,16 @@ def shipped_names(folder: Path | None = None) -> list[str]:
 
 
 def shipped_model(name: str, where: str = "--model", folder: Path | None = None) -> Path:
-    """models/<name>/model.safetensors of a shipped model; UserError (listing the shipped ones) otherwise."""
+    """models/<name>/model.safetensors of a shipped model, checked against the sha256 its README.md states
+    (training.model_card.check_shipped); UserError listing the shipped ones when there is no such model, or
+    naming the README when the file is not the one it describes."""
+    from training.model_card import check_shipped
+
     folder = folder or MODELS_DIR
     if not NAME_RE.match(name) or not (folder / name / "model.safetensors").is_file():
         have = ", ".join(shipped_names(folder)) or f"none yet in {folder}"
         raise UserError(where, f"no shipped model {name[:64]!r} (shipped: {have})")
+    check_shipped(folder / name / "model.safetensors")
     return folder / name / "model.safetensors"
 
 
@@ -93,6 +100,7 @@ def ship(run: Path, name: str, licence: str, out: Path, dtype: str = "float16", 
     """Write out/name/model.safetensors and out/name/README.md from the run in folder `run`; returns the folder."""
     from training.hardware import detect_hardware
     from training.model_card import build_card, render_card
+    from training.model_file import file_sha256
 
     if not NAME_RE.match(name):
         raise UserError("--name", f"expected lower-case letters, digits, '.', '_', '-' (got {name!r})")
@@ -108,7 +116,8 @@ def ship(run: Path, name: str, licence: str, out: Path, dtype: str = "float16", 
     folder.mkdir(exist_ok=True)
     save_tensors(folder / "model.safetensors", weights, {**meta, "card": json.dumps(card, sort_keys=True)},
                  "--out")
-    write_text_atomic(folder / "README.md", render_card(card, f"model.safetensors ({dtype})"), "--out")
+    digest = file_sha256(folder / "model.safetensors")  # the final file, as renamed: what users will check
+    write_text_atomic(folder / "README.md", render_card(card, f"model.safetensors ({dtype})", digest), "--out")
     return folder
 
 

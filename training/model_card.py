@@ -11,18 +11,27 @@ A card is a JSON-able dict carried in the shipped file's metadata (`card`) and r
     evaluation             eval.py's report.json on test patients and its markdown table (optional)
     audit                  a privacy audit report (optional)
 Only facts read from the run's own files go in: nothing here is typed in by hand but the licence.
+
+The README also states the sha256 of the final model.safetensors (a `| file sha256 | ... |` row; the file
+cannot hold its own digest), and every user of a shipped model checks the file against it before use
+(check_shipped: generate.py --model through tools.ship.shipped_model, the web app's catalog).
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any, Optional
 
 from dataloader.config import Config
 from dataloader.errors import UserError
 
-from .model_file import file_sha256
+from .model_file import cached_file_sha256, file_sha256
+
+SHA_ROW = "file sha256"  # the README row holding the sha256 of the shipped model.safetensors
+_SHA_ROW_RE = re.compile(r"^\|[ \t]*file sha256[ \t]*\|(.*)\|[ \t]*$", re.MULTILINE)
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
 def _latest_state(run: Path) -> dict[str, Any]:
@@ -94,14 +103,17 @@ def build_card(name: str, licence: str, run: Path, cfg: Config, hardware: str,
     return card
 
 
-def render_card(card: dict[str, Any], weights: str) -> str:
-    """The card as the model's README.md (markdown)."""
+def render_card(card: dict[str, Any], weights: str, sha256: str) -> str:
+    """The card as the model's README.md (markdown); `sha256`: the digest of the final weights file."""
     d, t = card["data"], card["training"]
     chans = ", ".join(f"{c['name']} ({c.get('unit', '')})" for c in d["channels"])
     lines = [f"# {card['name']}", "",
              f"A physiodiff model: {chans} at {d['fs']:g} Hz, windows of {d['window_len']} samples "
              f"({d['window_len'] / d['fs']:g} s). Weights: `{weights}`.", "",
              "    .venv/bin/python generate.py --model " + card["name"] + " --samples 16 --out synthetic.h5", "",
+             "## File", "", "| what | value |", "| --- | --- |", f"| file | {weights} |",
+             f"| {SHA_ROW} | `{sha256}` |", "",
+             "generate.py --model and the web app refuse the file when its sha256 is not this one.", "",
              "## Data", "", f"Licence of the data it learned from: {card['licence']}.", "",
              "| what | value |", "| --- | --- |",
              *[f"| {k} | `{d[k]}` |" for k in ("prepared_sha256", "source_sha256", "source_files", "labels_sha256",
@@ -120,3 +132,43 @@ def render_card(card: dict[str, Any], weights: str) -> str:
         lines += ["## Privacy audit", "", "```json", json.dumps(card["audit"], indent=1)[:4000], "```", ""]
     lines += ["## Config", "", "```yaml", card["config"].strip(), "```", ""]
     return "\n".join(lines)
+
+
+def card_sha256(readme: Path) -> str:
+    """The sha256 of model.safetensors that the card `readme` states (its one `| file sha256 | ... |` row).
+    UserError naming the README when it is missing or unreadable, or the row is missing, twice, or not
+    64 hex digits."""
+    try:
+        text = readme.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(str(readme), "not found: a shipped model travels with its card (python -m tools.ship "
+                                     "writes both)") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(str(readme), f"cannot read the model card ({e})") from None
+    rows = _SHA_ROW_RE.findall(text)
+    if len(rows) != 1:
+        raise UserError(str(readme), f"{'no' if not rows else len(rows)} '| {SHA_ROW} | ... |' row"
+                                     f"{'s' if rows else ''} (the card names the shipped file's sha256 once)")
+    value = rows[0].strip().strip("`").strip()
+    if not _HEX64.match(value):
+        raise UserError(str(readme), f"malformed '| {SHA_ROW} |' row: {value[:70]!r} is not 64 lower-case hex "
+                                     "digits")
+    return value
+
+
+def check_shipped(model: Path, digest: Optional[str] = None) -> None:
+    """A shipped model file must be the one its card (README.md beside it) describes: the card's sha256
+    equals the file's (`digest` when the caller has it, else hashed here, once per unchanged file).
+    UserError naming the README with both digests (12 hex digits each): damaged, edited or swapped after
+    shipping, or a card without the row."""
+    readme = model.with_name("README.md")
+    actual = digest or cached_file_sha256(model)
+    try:
+        stated = card_sha256(readme)
+    except UserError as e:
+        raise UserError(e.where, f"{e.what}; {model.name} has sha256 {actual[:12]}...: ship it again "
+                                 "(python -m tools.ship)") from None
+    if stated != actual:
+        raise UserError(str(readme), f"{model.name} has sha256 {actual[:12]}..., the card says {stated[:12]}...: "
+                                     "the file changed after it was shipped (damaged or edited); ship it again "
+                                     "(python -m tools.ship)")

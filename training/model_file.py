@@ -19,6 +19,7 @@ import hashlib
 import json
 import math
 import os
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -89,6 +90,7 @@ class ModelMeta:
     step: int
     package_version: str
     sha256: str
+    shipped: bool = False  # the file holds a model card (`card`): tools.ship wrote it, its README.md checks it
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -97,6 +99,29 @@ def file_sha256(path: str | os.PathLike) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+_HASHES: dict[tuple[str, int, int, int, int], str] = {}  # (real path, device, inode, size, mtime ns) -> sha256
+_RACY_S = 2.0  # a file modified this recently is hashed again next time (see cached_file_sha256)
+
+
+def cached_file_sha256(path: str | os.PathLike) -> str:
+    """file_sha256, remembered for the process while the file's (path, device, inode, size, mtime) stay the
+    same: a model file is hashed once although its metadata is read and its card checked more than once
+    (generate.py --model, the web app at start and before loading). A file modified less than _RACY_S before
+    it was hashed is not remembered: mtime ticks in jiffies, so an edit in the same tick as the write before
+    it would keep the key (git's "racily clean" entries); a file that changed while it was hashed neither."""
+    def key() -> tuple[str, int, int, int, int]:
+        st = os.stat(path)
+        return os.path.realpath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+    before = key()
+    if before in _HASHES:
+        return _HASHES[before]
+    digest = file_sha256(path)
+    if key() == before and time.time() - before[-1] / 1e9 > _RACY_S:
+        _HASHES[before] = digest
+    return digest
 
 
 def save_model_file(path: str | os.PathLike, weights: dict[str, torch.Tensor], config_text: str,
@@ -183,7 +208,8 @@ def read_model_meta(path: str | os.PathLike, where: str = "--checkpoint") -> Mod
         raise UserError(str(path), f"damaged model metadata: 'step' must be a non-negative integer (got {step[:40]!r})")
     step = int(step)
     cfg = config_from_text(meta["config"], f"{path} (stored config)")
-    return ModelMeta(cfg, meta["config"], data, step, meta.get("package_version", ""), file_sha256(p))
+    return ModelMeta(cfg, meta["config"], data, step, meta.get("package_version", ""), cached_file_sha256(p),
+                     "card" in meta)
 
 
 def check_against_config(data: DataSpec, cfg: Config, path: str) -> None:
