@@ -36,7 +36,9 @@ def test_ship_writes_card_and_half_weights_that_generate_like_the_original(train
     from diffusion.checkpoint import load_model_file
 
     run = trained.parent / "run"
-    assert _ship(run, tmp_path) == 0
+    notes = tmp_path / "notes.md"
+    notes.write_text("Trained with `train.py --config tiny.yaml`.\n\n# Numbers\nNone worth quoting.\n")
+    assert _ship(run, tmp_path, "--notes", str(notes)) == 0
     shipped = tmp_path / "tiny-test" / "model.safetensors"
     with safe_open(str(shipped), "pt") as f:
         card = json.loads(f.metadata()["card"])
@@ -47,6 +49,8 @@ def test_ship_writes_card_and_half_weights_that_generate_like_the_original(train
     assert card["licence"] == "CC0 (test data)" and "model:" in card["config"]
     readme = (tmp_path / "tiny-test" / "README.md").read_text()
     assert card["data"]["prepared_sha256"] in readme and "| steps | 6 |" in readme
+    assert card["notes"].startswith("Trained with") and "## How it was made" in readme
+    assert "\n### Numbers\n" in readme  # the notes' headings sit under the card's section
     assert f"| file sha256 | `{file_sha256(shipped)}` |" in readme.splitlines()  # the final file's digest
     assert shipped.stat().st_size < 0.6 * (run / "model.safetensors").stat().st_size  # half the float bytes
     a, _ = load_model_file(run / "model.safetensors", None, "cpu")
@@ -63,6 +67,7 @@ def test_bad_inputs_write_nothing(trained: Path, tmp_path: Path, capsys: pytest.
     assert e.value.code == 2 and "error: --name:" in capsys.readouterr().err
     assert _ship(tmp_path / "no-run", tmp_path) == 2
     assert _ship(run, tmp_path, "--eval", str(tmp_path / "no-eval")) == 2
+    assert _ship(run, tmp_path, "--notes", str(tmp_path / "no-notes.md")) == 2
     assert list(tmp_path.iterdir()) == []  # no model folder, no temporary file
 
 

@@ -46,6 +46,9 @@ def _parser():  # type: ignore[no-untyped-def]
     p.add_argument("--eval", default=None, metavar="DIR", help="eval.py's output folder for this model "
                                                                "(report.json, report.md) to put in the card")
     p.add_argument("--audit", default=None, metavar="FILE", help="a privacy audit report (JSON) for the card")
+    p.add_argument("--notes", default=None, metavar="FILE",
+                   help="markdown for the card's 'How it was made' section: the commands that trained and scored "
+                        "it, and what its numbers mean")
     p.add_argument("--hardware", default=None, help="where it trained (default: this machine's GPU or CPU)")
     p.add_argument("--dtype", choices=sorted(DTYPES), default="float16", help="storage type of the weights")
     p.add_argument("--out", default="models", metavar="DIR", help="folder of shipped models")
@@ -96,7 +99,7 @@ def _read(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
 
 
 def ship(run: Path, name: str, licence: str, out: Path, dtype: str = "float16", evaluation: Path | None = None,
-         audit: Path | None = None, hardware: str | None = None) -> Path:
+         audit: Path | None = None, hardware: str | None = None, notes: Path | None = None) -> Path:
     """Write out/name/model.safetensors and out/name/README.md from the run in folder `run`; returns the folder."""
     from training.hardware import detect_hardware
     from training.model_card import build_card, render_card
@@ -110,7 +113,8 @@ def ship(run: Path, name: str, licence: str, out: Path, dtype: str = "float16", 
         raise UserError("--out", f"{out} is not a folder")
     cfg = load_config(run / "config.yaml")
     weights, meta = _read(run / "model.safetensors")
-    card = build_card(name, licence.strip(), run, cfg, hardware or detect_hardware(), evaluation, audit)
+    card = build_card(name, licence.strip(), run, cfg, hardware or detect_hardware(), evaluation, audit,
+                      notes)
     weights = cast_weights(weights, DTYPES[dtype], "--dtype")
     folder = out / name
     folder.mkdir(exist_ok=True)
@@ -124,7 +128,7 @@ def ship(run: Path, name: str, licence: str, out: Path, dtype: str = "float16", 
 def main(argv: Sequence[str] | None = None) -> int:
     a = _parser().parse_args(argv)
     folder = ship(Path(a.run), a.name, a.licence, Path(a.out), a.dtype, Path(a.eval) if a.eval else None,
-                  Path(a.audit) if a.audit else None, a.hardware)
+                  Path(a.audit) if a.audit else None, a.hardware, Path(a.notes) if a.notes else None)
     size = (folder / "model.safetensors").stat().st_size / 1e6
     print(f"shipped {folder}/model.safetensors ({size:.1f} MB) and {folder}/README.md", file=sys.stderr)
     return 0

@@ -84,11 +84,20 @@ def data_facts(cfg: Config) -> dict[str, Any]:
 
 
 def build_card(name: str, licence: str, run: Path, cfg: Config, hardware: str,
-               evaluation: Optional[Path] = None, audit: Optional[Path] = None) -> dict[str, Any]:
+               evaluation: Optional[Path] = None, audit: Optional[Path] = None,
+               notes: Optional[Path] = None) -> dict[str, Any]:
     """The card of the run in folder `run` (its resolved config `cfg`); `evaluation`: eval.py's output folder
-    (report.json + report.md), `audit`: a privacy report JSON."""
+    (report.json + report.md), `audit`: a privacy report JSON, `notes`: markdown on how the model was made
+    (the commands, what its numbers mean), kept verbatim."""
     card: dict[str, Any] = {"name": name, "licence": licence, "data": data_facts(cfg),
                             "training": training_facts(run, cfg, hardware), "config": cfg.yaml()}
+    if notes is not None:
+        if not notes.is_file():
+            raise UserError(f"--notes {notes}", "file not found")
+        text = notes.read_text(encoding="utf-8").strip()
+        if not text:
+            raise UserError(f"--notes {notes}", "the file is empty")
+        card["notes"] = text
     if evaluation is not None:
         rep = evaluation / "report.json"
         if not rep.is_file():
@@ -123,6 +132,9 @@ def render_card(card: dict[str, Any], weights: str, sha256: str) -> str:
              "The patient manifest (ids per split) is in the file's metadata (`card.data.manifest`).", "",
              "## Training", "", "| what | value |", "| --- | --- |",
              *[f"| {k.replace('_', ' ')} | {v} |" for k, v in t.items()], ""]
+    if "notes" in card:  # the shipper's account: its headings go under this one
+        notes = "\n".join("##" + ln if ln.startswith("#") else ln for ln in card["notes"].splitlines())
+        lines += ["## How it was made", "", notes, ""]
     if "evaluation" in card:
         table = "\n".join("##" + ln if ln.startswith("#") else ln for ln in card["evaluation"]["table"].splitlines())
         lines += ["## Evaluation on test patients (eval.py)", "", table.strip(), ""]  # its headings under this one
